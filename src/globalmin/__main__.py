@@ -1,0 +1,5 @@
+"""Allows `python -m globalmin <command>`."""
+
+from globalmin.cli import main
+
+raise SystemExit(main())

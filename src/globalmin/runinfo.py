@@ -1,0 +1,109 @@
+"""Run bookkeeping shared by every stage: atomic writes, derived seeds, devices and software versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+class UserError(RuntimeError):
+    """A failure caused by input (config, data, checkpoints); its message names the problem and the fix."""
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
+
+    A killed job therefore never leaves a half-written file that a rerun would trust.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically."""
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write a JSON file atomically (sorted keys, indented, NaN-free)."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_jsonable) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def save_torch(path: str | Path, obj: Any) -> Path:
+    """Save a torch object atomically."""
+    return atomic_write(path, lambda p: torch.save(obj, p))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def derive_seed(seed: int, *keys: int | str) -> int:
+    """Derive an independent 63-bit seed for one purpose (init, shuffling, noise, ...) from the run seed."""
+    words = [seed] + [k if isinstance(k, int) else int.from_bytes(k.encode(), "little") % (2**32) for k in keys]
+    high, low = (int(w) for w in np.random.SeedSequence(words).generate_state(2, dtype=np.uint32))
+    return (high << 31) | (low >> 1)
+
+
+def generator(seed: int, *keys: int | str) -> torch.Generator:
+    """A CPU torch.Generator seeded for one purpose; CPU so that draws are identical on every device."""
+    return torch.Generator().manual_seed(derive_seed(seed, *keys))
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn 'auto' | 'cpu' | 'cuda[:k]' into a device, preferring CUDA under 'auto'."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' requested but CUDA is not available; set train.device: auto or cpu")
+    return device
+
+
+def environment(device: torch.device | None = None) -> dict[str, Any]:
+    """Software versions and hardware of this process, recorded in every output."""
+    import globalmin
+    import torchvision
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "globalmin": globalmin.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device is not None:
+        info["device"] = str(device)
+        info["device_name"] = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return info
