@@ -1,0 +1,178 @@
+"""Command line: `globalmin <command>`, one command per pipeline stage, called by the Snakemake rules.
+
+Each stage takes explicit input and output paths and its own config section as JSON, so every stage
+runs without Snakemake too (see README, "Running a stage by hand").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text[:80]}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text[:80]}")
+    return value
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "aug"):
+        return True
+    if text.lower() in ("0", "false", "no", "noaug"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def cmd_prepare(a: argparse.Namespace) -> None:
+    """Build one data set's prepared tensor file."""
+    from globalmin import data
+
+    print(json.dumps(data.prepare(a.dataset, a.out, a.options)))
+
+
+def cmd_train_base(a: argparse.Namespace) -> None:
+    """Train `base` and save its tau-state."""
+    from globalmin import train
+
+    train.train_base(a.data, a.out_dir, a.seed, a.augment, a.model, a.train, a.tau_fraction, a.threads)
+
+
+def cmd_train_recipe(a: argparse.Namespace) -> None:
+    """Train A(base) phase 2 from base's tau-state."""
+    from globalmin import train
+
+    train.train_recipe(a.data, a.tau_state, a.out_dir, a.recipe, a.threads)
+
+
+def cmd_aggregate(a: argparse.Namespace) -> None:
+    """Collect run metrics into tables."""
+    from globalmin import aggregate
+
+    runs, curves = aggregate.collect_runs(a.metrics)
+    aggregate.write_tables(runs, curves, a.out_dir)
+
+
+def cmd_claims_recipe(a: argparse.Namespace) -> None:
+    """Judge the Recipe paper's claims from the aggregated tables."""
+    import pandas as pd
+
+    from globalmin import claims
+
+    tables = Path(a.tables)
+    runs, curves = pd.read_csv(tables / "runs.csv"), pd.read_csv(tables / "curves.csv")
+    evidence = [str(tables / n) for n in ("runs.csv", "curves.csv", "table1.csv")]
+    claims.write_fragment(a.out, "recipe", claims.recipe_claims(runs, curves, a.claims, evidence))
+
+
+def cmd_claims_merge(a: argparse.Namespace) -> None:
+    """Merge claim fragments into the claims file."""
+    from globalmin import claims
+    from globalmin.runinfo import write_json
+
+    write_json(a.out, claims.merge(a.fragments))
+
+
+def cmd_figures(a: argparse.Namespace) -> None:
+    """Draw the Recipe figures."""
+    import pandas as pd
+
+    from globalmin import figures
+
+    tables = Path(a.tables)
+    figures.plot_curves(pd.read_csv(tables / "curves.csv"), Path(a.out_dir) / "curves.png")
+    figures.plot_phase2(pd.read_csv(tables / "curves.csv"), Path(a.out_dir) / "phase2.png")
+    figures.plot_sigma_min(pd.read_csv(tables / "runs.csv"), Path(a.out_dir) / "sigma_min.png")
+
+
+def cmd_report(a: argparse.Namespace) -> None:
+    """Render the HTML report."""
+    from globalmin import report
+
+    report.render(a.tables, a.claims, a.figures, a.out, a.config, a.paper_values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per stage."""
+    p = argparse.ArgumentParser(prog="globalmin", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help=cmd_prepare.__doc__)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--options", type=_json, default={}, help="the data set's config section as JSON")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("train-base", help=cmd_train_base.__doc__)
+    s.add_argument("--data", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--augment", type=_bool, required=True)
+    s.add_argument("--model", type=_json, required=True, help="model config section as JSON")
+    s.add_argument("--train", type=_json, required=True, help="train config section as JSON")
+    s.add_argument("--tau-fraction", type=float, required=True)
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_train_base)
+
+    s = sub.add_parser("train-recipe", help=cmd_train_recipe.__doc__)
+    s.add_argument("--data", required=True)
+    s.add_argument("--tau-state", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--recipe", type=_json, required=True, help="recipe config section as JSON")
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_train_recipe)
+
+    s = sub.add_parser("aggregate", help=cmd_aggregate.__doc__)
+    s.add_argument("--metrics", nargs="+", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("claims-recipe", help=cmd_claims_recipe.__doc__)
+    s.add_argument("--tables", required=True)
+    s.add_argument("--claims", type=_json, required=True, help="claims config section as JSON")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_claims_recipe)
+
+    s = sub.add_parser("claims-merge", help=cmd_claims_merge.__doc__)
+    s.add_argument("--fragments", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_claims_merge)
+
+    s = sub.add_parser("figures", help=cmd_figures.__doc__)
+    s.add_argument("--tables", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=cmd_figures)
+
+    s = sub.add_parser("report", help=cmd_report.__doc__)
+    s.add_argument("--tables", required=True)
+    s.add_argument("--claims", required=True)
+    s.add_argument("--figures", nargs="+", required=True)
+    s.add_argument("--config", type=_json, required=True, help="model/train/recipe/report sections as JSON")
+    s.add_argument("--paper-values", default=None)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `globalmin` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from globalmin.runinfo import UserError
+
+    try:
+        args.func(args)
+    except UserError as err:
+        # Known failure modes carry a message naming the problem and the fix; no traceback needed.
+        logging.getLogger("globalmin").error("%s: %s", type(err).__name__, err)
+        return 1
+    return 0

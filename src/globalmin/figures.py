@@ -1,0 +1,75 @@
+"""Figures of the Recipe replication, drawn with seaborn from the aggregated tables (PNG + PDF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from globalmin.aggregate import ALGORITHM_LABELS  # noqa: E402
+from globalmin.runinfo import atomic_write  # noqa: E402
+
+METRIC_LABELS = {"train_objective": "training objective (log)", "test_error": "test error (%)"}
+
+
+def save(fig: plt.Figure, png: str | Path) -> list[Path]:
+    """Save a figure as PNG and as a PDF beside it, atomically, and close it."""
+    paths = []
+    for path in (Path(png), Path(png).with_suffix(".pdf")):
+        paths.append(atomic_write(path, lambda p, fmt=path.suffix[1:]: fig.savefig(p, format=fmt, dpi=150,
+                                                                                     bbox_inches="tight")))
+    plt.close(fig)
+    return paths
+
+
+def plot_curves(curves: pd.DataFrame, png: str | Path) -> list[Path]:
+    """Training objective and test error against epochs, base vs A(base), mean and sd over seeds, tau marked."""
+    long = curves.melt(id_vars=["dataset", "augment", "algorithm", "seed", "epoch", "tau_epoch"],
+                       value_vars=list(METRIC_LABELS), var_name="metric")
+    long["algorithm"] = long.algorithm.map(ALGORITHM_LABELS)
+    long["run"] = long.dataset + ", augmentation " + long.augment.map({True: "on", False: "off"})
+    grid = sns.relplot(data=long, x="epoch", y="value", hue="algorithm", style="algorithm", row="metric",
+                       col="run", kind="line", errorbar=("pi", 100), height=2.8, aspect=1.4,
+                       facet_kws={"sharey": "row", "sharex": "col"})
+    for (metric, run), ax in grid.axes_dict.items():
+        if metric == "train_objective":
+            ax.set_yscale("log")
+        tau = long.loc[long.run == run, "tau_epoch"].iloc[0]
+        ax.axvline(tau, color="grey", linestyle=":", linewidth=1)
+        ax.text(tau, 1.0, " τ", transform=ax.get_xaxis_transform(), va="top", color="grey")
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.set_title(run if metric == "train_objective" else "")
+    return save(grid.figure, png)
+
+
+def plot_phase2(curves: pd.DataFrame, png: str | Path) -> list[Path]:
+    """Zoom on phase 2: training objective from tau to T, one line per seed, base and A(base) side by side."""
+    late = curves[curves.epoch >= curves.tau_epoch].copy()
+    late["algorithm"] = late.algorithm.map(ALGORITHM_LABELS)
+    late["run"] = late.dataset + ", augmentation " + late.augment.map({True: "on", False: "off"})
+    grid = sns.relplot(data=late, x="epoch", y="train_objective", hue="algorithm", style="algorithm",
+                       units="seed", estimator=None, col="run", kind="line", marker="o", height=2.8, aspect=1.3,
+                       facet_kws={"sharey": False, "sharex": False}, alpha=0.8)
+    grid.set_ylabels("training objective")
+    grid.set_titles("{col_name}")
+    return save(grid.figure, png)
+
+
+def plot_sigma_min(runs: pd.DataFrame, png: str | Path) -> list[Path]:
+    """σ_min of the wide-layer features at tau, one point per A(base) run, with the rank tolerance."""
+    certs = runs[runs.algorithm == "recipe"].copy()
+    certs["run"] = certs.dataset + ", augmentation " + certs.augment.map({True: "on", False: "off"})
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    sns.stripplot(data=certs, x="run", y="cert_sigma_min", hue="seed", palette="deep", size=7, jitter=0.15, ax=ax)
+    sns.scatterplot(data=certs, x="run", y="cert_tolerance", marker="_", s=600, color="black",
+                    label="rank tolerance", ax=ax)
+    ax.set_yscale("log")
+    ax.set_xlabel("")
+    ax.set_ylabel("σ_min of features at τ")
+    ax.legend(fontsize="small", ncols=2, title="seed", title_fontsize="small")
+    return save(fig, png)
