@@ -1,0 +1,30 @@
+# globalmin: replication of Kawaguchi & Sun's recipe A(base). `snakemake --cores all` builds report/index.html.
+# The stages live in workflow/rules/, the logic in src/globalmin/; rules only wire files.
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    aug="aug|noaug",
+    seed=r"\d+",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/recipe.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "report/index.html",

@@ -1,0 +1,32 @@
+# Helpers shared by the rule files (functions only; the catalog convention keeps them out of rule files).
+import json
+import shutil
+
+
+def code(*modules):
+    """Source files of the globalmin modules a stage runs: declared as inputs so that editing them reruns
+    exactly the stages that use them (and, through their outputs, what depends on those)."""
+    return [f"src/globalmin/{m}" for m in modules]
+
+
+def as_json(section):
+    """A config section as compact JSON, passed to a stage through `params:` so Snakemake tracks it."""
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
+def out_dir(wildcards, output):
+    """The folder of a rule's first output, for stages that take an output directory."""
+    return str(Path(output[0]).parent)
+
+
+def uses_gpu():
+    """Whether training jobs will run on a GPU (train.device cuda, or auto on a machine with an NVIDIA driver)."""
+    device = config["train"]["device"]
+    return device.startswith("cuda") or (device == "auto" and shutil.which("nvidia-smi") is not None)
+
+
+# Training jobs claim one `gpu` resource where a GPU will be used, so that with `--resources gpu=1`
+# (profiles/default) they queue for the device instead of sharing it; on CPU they claim none.
+GPU_JOBS = int(uses_gpu())
+AUGS = ["aug" if a else "noaug" for a in config["experiment"]["augmentation"]]
+ENV = "../envs/globalmin.yaml"
