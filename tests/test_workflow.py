@@ -1,0 +1,73 @@
+"""Integration: the whole Snakemake DAG on the tiny config, in a temporary copy of the workflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def _snakemake(cwd, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    work = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", work)
+    for folder in ("workflow", "config", "profiles", "src"):
+        shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    done = _snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work
+
+
+def test_dag_builds_the_report(workdir):
+    html = (workdir / "report" / "index.html").read_text()
+    assert "Table 1 analog" in html and "A(base)" in html
+    table = (workdir / "report" / "tables" / "table1.csv").read_text()
+    assert "digits,1297,verified (2/2 runs" in table and ",no," in table and ",yes," in table
+    for aug in ("aug", "noaug"):
+        for seed in (0, 1):
+            cert = json.loads((workdir / f"results/runs/digits/{aug}/seed{seed}/recipe/certificate.json").read_text())
+            assert cert["n"] == 1297 and f"digits/{aug}/seed{seed}/recipe" in html
+    ids = [c["id"] for c in json.loads((workdir / "results" / "claims.json").read_text())["claims"]]
+    assert ids == ["R1", "R2", "R3"]
+    assert all((workdir / "report" / "figures" / f).stat().st_size > 0 for f in ("curves.png", "curves.pdf", "sigma_min.png"))
+
+
+def test_second_run_has_nothing_to_do(workdir):
+    again = _snakemake(workdir, "-n", "--configfile", "config/test.yaml")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_editing_plot_code_reruns_only_figures_and_report(workdir):
+    figures = workdir / "src" / "globalmin" / "figures.py"
+    figures.write_text(figures.read_text() + "\n")
+    plan = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", "--quiet", "rules")
+    assert plan.returncode == 0
+    rules = {line.split()[0] for line in plan.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
+    assert rules == {"figures", "report", "all", "total"}
+
+
+def test_lint_is_clean_and_snakemake_report_works(workdir):
+    lint = _snakemake(workdir, "--lint", "--configfile", "config/test.yaml")
+    assert "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    prov = _snakemake(workdir, "--configfile", "config/test.yaml", "--report", "report/provenance.html")
+    assert prov.returncode == 0, prov.stderr[-2000:]
+    assert (workdir / "report" / "provenance.html").stat().st_size > 10000
+
+
+def test_bad_config_fails_before_any_job(workdir, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recipe:\n  tau_fraction: 1.5\n")
+    run = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", str(bad))
+    said = run.stdout + run.stderr
+    assert run.returncode != 0 and "'tau_fraction'" in said and "exclusiveMaximum" in said
+    assert "Job stats" not in said and not (workdir / "logs" / "bad").exists()
