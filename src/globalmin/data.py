@@ -32,9 +32,10 @@ class DatasetSpec:
     channels: int
     size: int
     classes: int
-    build: Callable[[dict[str, Any]], dict[str, Any]]  # options -> arrays + split + source
+    build: Callable[["DatasetSpec", dict[str, Any]], dict[str, Any]]  # (spec, options) -> arrays, split, source
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    tv_class: str | None = None  # torchvision.datasets class whose raw files this data set is built from
 
 
 REGISTRY: dict[str, DatasetSpec] = {}
@@ -61,7 +62,7 @@ def seeded_split(n: int, test_size: int, seed: int) -> tuple[np.ndarray, np.ndar
     return np.sort(perm[test_size:]), np.sort(perm[:test_size])
 
 
-def _build_digits(options: dict[str, Any]) -> dict[str, Any]:
+def _build_digits(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
     """scikit-learn's handwritten digits: 1,797 real 8x8 images with 17 grey levels (0..16)."""
     from sklearn.datasets import load_digits
 
@@ -85,11 +86,75 @@ register(DatasetSpec(
 ))
 
 
-def prepare(name: str, out: str | Path, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build data set `name` and write its prepared `.pt` file atomically; returns a summary."""
+def subsample_train(built: dict[str, Any], size: int | None, seed: int) -> dict[str, Any]:
+    """Keep a fixed seeded subset of `size` training points (None keeps all); the choice is recorded."""
+    n = len(built["y_train"])
+    if size is None or size >= n:
+        return built
+    keep = np.sort(np.random.default_rng(seed).permutation(n)[:size])
+    built["x_train"], built["y_train"] = built["x_train"][keep], built["y_train"][keep]
+    built["split"]["train_subset"] = {"size": size, "seed": seed, "index": keep.tolist()}
+    return built
+
+
+def _load_split(tv_class: str, root: str, kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 N x C x H x W images, labels) of one torchvision split, read without any network access."""
+    import torchvision
+
+    ds = getattr(torchvision.datasets, tv_class)(root, download=False, **kwargs)
+    x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+    if x.ndim == 3:  # N x H x W grey images
+        x = x[:, None]
+    elif x.shape[-1] == 3:  # CIFAR stores N x H x W x C
+        x = x.transpose(0, 3, 1, 2)
+    labels = getattr(ds, "targets", None)
+    labels = ds.labels if labels is None else labels
+    y = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    return np.ascontiguousarray(x, dtype=np.uint8), y.astype(np.uint8)
+
+
+def _build_torchvision(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """A torchvision data set from its fetched raw folder: its own train/test split, or a seeded one (Semeion)."""
+    from globalmin.sources import check_fetched, split_arguments
+
+    root = options.get("raw_dir")
+    if not root:
+        raise UserError(f"{spec.name} is built from raw files: pass the fetched folder (--raw-dir data/raw/{spec.name})")
+    check_fetched(spec.name, root)
+    parts = [_load_split(spec.tv_class, root, kw) for kw in split_arguments(spec.tv_class)]
+    if len(parts) == 2:
+        (x_tr, y_tr), (x_te, y_te) = parts
+        split = {"rule": f"torchvision {spec.tv_class} train/test split"}
+    else:  # one pool of data: a fixed seeded split, stored with the data
+        (x, y), = parts
+        train, test = seeded_split(len(y), options["test_size"], options["split_seed"])
+        x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
+        split = {"rule": "seeded random permutation (numpy default_rng)", "seed": options["split_seed"],
+                 "train_index": train.tolist(), "test_index": test.tolist()}
+    built = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te, "split": split,
+             "source": f"torchvision.datasets.{spec.tv_class} (raw files verified by MD5)"}
+    return built
+
+
+for _name, _cls, _c, _s, _k, _about in [
+    ("mnist", "MNIST", 1, 28, 10, "MNIST handwritten digits, 60,000 / 10,000"),
+    ("kmnist", "KMNIST", 1, 28, 10, "Kuzushiji-MNIST, 60,000 / 10,000"),
+    ("fashion_mnist", "FashionMNIST", 1, 28, 10, "Fashion-MNIST, 60,000 / 10,000 (an extra)"),
+    ("cifar10", "CIFAR10", 3, 32, 10, "CIFAR-10, 50,000 / 10,000"),
+    ("cifar100", "CIFAR100", 3, 32, 100, "CIFAR-100 (fine labels), 50,000 / 10,000"),
+    ("svhn", "SVHN", 3, 32, 10, "SVHN train (73,257) / test (26,032); 'extra' unused"),
+]:
+    register(DatasetSpec(_name, _c, _s, _k, _build_torchvision, _about, {}, _cls))
+register(DatasetSpec("semeion", 1, 16, 10, _build_torchvision, "Semeion handwritten digits, fixed seeded 1,000 / 593",
+                     {"test_size": 593, "split_seed": 0}, "SEMEION"))
+
+
+def prepare(name: str, out: str | Path, options: dict[str, Any] | None = None,
+            raw_dir: str | Path | None = None) -> dict[str, Any]:
+    """Build data set `name` (from its fetched `raw_dir` if it has raw files) and write its prepared file atomically."""
     spec = get_spec(name)
-    opts = {**spec.defaults, **(options or {})}
-    built = spec.build(opts)
+    opts = {**spec.defaults, **(options or {}), "raw_dir": str(raw_dir) if raw_dir else None}
+    built = subsample_train(spec.build(spec, opts), opts.get("train_subset"), opts.get("subset_seed", 0))
     record = {key: torch.from_numpy(np.ascontiguousarray(built[key])) for key in TENSOR_KEYS}
     record.update(name=name, classes=spec.classes, split=built["split"], source=built["source"],
                   options=opts, format_version=FORMAT_VERSION)
