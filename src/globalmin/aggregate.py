@@ -20,7 +20,8 @@ def collect_runs(metrics_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
         m = read_json(path)
         row: dict[str, Any] = {
             "run_id": m["run_id"], "dataset": m["dataset"], "augment": m["augment"], "seed": m["seed"],
-            "algorithm": m["algorithm"], "n_train": m["n_train"], "m_H": m["m_H"],
+            "algorithm": m["algorithm"], "tau_fraction": m["tau_fraction"], "tau_ablation": m["tau_ablation"],
+            "n_train": m["n_train"], "m_H": m["m_H"],
             "tau": m["schedule"]["tau"], "iterations": m["schedule"]["epochs"] * m["schedule"]["iters_per_epoch"],
             "tau_epoch": m["schedule"]["tau"] / m["schedule"]["iters_per_epoch"],
             **m["final"], "wall_seconds": m["wall_seconds"], "device": m["environment"].get("device"),
@@ -30,23 +31,30 @@ def collect_runs(metrics_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
         runs.append(row)
         curve = pd.read_csv(path.with_name("curve.csv"))
         curve["dataset"], curve["augment"], curve["tau_epoch"] = m["dataset"], m["augment"], row["tau_epoch"]
+        curve["tau_fraction"], curve["tau_ablation"] = m["tau_fraction"], m["tau_ablation"]
         curves.append(curve)
     if not runs:
         raise ValueError("no runs to aggregate: the experiment section lists no data sets, seeds or augmentation")
-    order = ["dataset", "augment", "algorithm", "seed"]
+    order = ["dataset", "augment", "algorithm", "tau_fraction", "seed"]
     return (pd.DataFrame(runs).sort_values(order, ignore_index=True),
             pd.concat(curves, ignore_index=True).sort_values(order + ["iteration"], ignore_index=True))
 
 
 def _mean_std(values: pd.Series) -> str:
-    std = values.std(ddof=1) if len(values) > 1 else float("nan")
-    return f"{values.mean():.2f} ({std:.2f})"
+    """'mean (std)' over seeds; the std is 'n/a' for a single seed."""
+    std = f"{values.std(ddof=1):.2f}" if len(values) > 1 else "n/a"
+    return f"{values.mean():.2f} ({std})"
+
+
+def main_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the main experiment: base and A(base) at the configured tau (not the tau ablation)."""
+    return frame[~frame.tau_ablation.astype(bool)]
 
 
 def table1(runs: pd.DataFrame) -> pd.DataFrame:
     """Kawaguchi & Sun's Table 1 layout: per data set and augmentation, test error (%) mean (std) over seeds."""
     rows = []
-    for (dataset, augmented), group in runs.groupby(["dataset", "augment"], sort=True):
+    for (dataset, augmented), group in main_runs(runs).groupby(["dataset", "augment"], sort=True):
         base, recipe = group[group.algorithm == "base"], group[group.algorithm == "recipe"]
         certified = int(recipe.cert_full_rank.astype(bool).sum())
         rows.append({
@@ -62,11 +70,28 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def tau_ablation(runs: pd.DataFrame) -> pd.DataFrame:
+    """A(base) test error and certificates per tau fraction, for the data sets that have a tau ablation."""
+    ablated = runs[runs.tau_ablation.astype(bool)][["dataset", "augment"]].drop_duplicates()
+    recipe = runs[runs.algorithm == "recipe"].merge(ablated, on=["dataset", "augment"])
+    rows = []
+    for (dataset, augmented, frac), group in recipe.groupby(["dataset", "augment", "tau_fraction"], sort=True):
+        rows.append({"Dataset": dataset, "Augmentation": "yes" if augmented else "no", "τ / T": frac,
+                     "Seeds": len(group), "A(base) test error (%)": _mean_std(group.test_error),
+                     "rank n": f"{int(group.cert_full_rank.astype(bool).sum())}/{len(group)}",
+                     "min σ_min": f"{group.cert_sigma_min.min():.2e}"})
+    columns = ["Dataset", "Augmentation", "τ / T", "Seeds", "A(base) test error (%)", "rank n", "min σ_min"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def write_tables(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write runs.csv, curves.csv and Table 1 as CSV, HTML and LaTeX; returns the paths written."""
     out_dir = Path(out_dir)
     table = table1(runs)
+    ablation = tau_ablation(runs)
     texts = {
+        "ablation.csv": ablation.to_csv(index=False),
+        "ablation.html": ablation.to_html(index=False, classes="table", border=0),
         "runs.csv": runs.to_csv(index=False),
         "curves.csv": curves.to_csv(index=False),
         "table1.csv": table.to_csv(index=False),

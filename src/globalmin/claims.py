@@ -36,16 +36,16 @@ def paired_comparison(runs: pd.DataFrame, tolerance: float) -> list[dict[str, An
         wide = group.pivot(index="seed", columns="algorithm", values="test_error").dropna()
         diff = (wide["recipe"] - wide["base"]).to_numpy()
         k = len(diff)
-        mean = float(diff.mean()) if k else float("nan")
-        if k >= 2 and diff.std(ddof=1) > 0:
+        mean = float(diff.mean()) if k else None
+        ci, p_value = None, None  # undefined with fewer than 2 seeds: recorded as null, never NaN
+        if k >= 2:
             half = float(stats.t.ppf(0.975, k - 1) * diff.std(ddof=1) / np.sqrt(k))
-            p_value = float(stats.ttest_rel(wide["recipe"], wide["base"]).pvalue)
-        else:
-            half, p_value = (0.0, 1.0) if k >= 2 else (float("nan"), float("nan"))
+            ci = [mean - half, mean + half]
+            p_value = float(stats.ttest_rel(wide["recipe"], wide["base"]).pvalue) if half > 0 else 1.0
         out.append({"dataset": dataset, "augment": bool(augmented), "seeds": k, "mean_difference_pp": mean,
-                    "ci95_pp": [mean - half, mean + half], "paired_t_p_value": p_value,
+                    "ci95_pp": ci, "paired_t_p_value": p_value,
                     "base_mean": float(wide["base"].mean()), "recipe_mean": float(wide["recipe"].mean()),
-                    "within_tolerance": bool(abs(mean) <= tolerance)})
+                    "within_tolerance": mean is not None and abs(mean) <= tolerance})
     return out
 
 
@@ -67,7 +67,10 @@ def phase2_monotonicity(curves: pd.DataFrame, rel_tol: float) -> list[dict[str, 
 def recipe_claims(runs: pd.DataFrame, curves: pd.DataFrame, claims_cfg: dict[str, Any],
                   evidence: list[str]) -> list[dict[str, Any]]:
     """The Recipe paper's claims R1 (comparable test error), R2 (expressivity at tau), R3 (phase-2 descent)."""
+    from globalmin.aggregate import main_runs
+
     tol, rel_tol = claims_cfg["comparable_tolerance"], claims_cfg["monotone_rel_tol"]
+    runs, curves = main_runs(runs), main_runs(curves)
     comparisons = paired_comparison(runs, tol)
     enough = all(c["seeds"] >= 2 for c in comparisons)
     r1 = make_claim(

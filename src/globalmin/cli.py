@@ -31,18 +31,37 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def cmd_fetch(a: argparse.Namespace) -> None:
+    """Download (or import, per the options' `source`) a data set's raw files, verified, into --out."""
+    from globalmin import data, sources
+    from globalmin.runinfo import UserError
+
+    spec = data.get_spec(a.dataset)
+    if spec.tv_class is None:
+        raise UserError(f"{a.dataset} ships with its Python package; it has no raw files to fetch")
+    manifest = sources.fetch(a.dataset, spec.tv_class, a.out, a.options)
+    print(json.dumps({k: manifest[k] for k in ("dataset", "source", "fetched")}))
+
+
+def cmd_import_data(a: argparse.Namespace) -> None:
+    """Import raw files fetched elsewhere: verify their checksums and place them where a download would."""
+    a.options = {"source": "import", "import_dir": a.source_dir}
+    cmd_fetch(a)
+
+
 def cmd_prepare(a: argparse.Namespace) -> None:
     """Build one data set's prepared tensor file."""
     from globalmin import data
 
-    print(json.dumps(data.prepare(a.dataset, a.out, a.options)))
+    print(json.dumps(data.prepare(a.dataset, a.out, a.options, a.raw_dir)))
 
 
 def cmd_train_base(a: argparse.Namespace) -> None:
     """Train `base` and save its tau-state."""
     from globalmin import train
 
-    train.train_base(a.data, a.out_dir, a.seed, a.augment, a.model, a.train, a.tau_fraction, a.threads)
+    train.train_base(a.data, a.out_dir, a.seed, a.augment, a.model, a.train, a.tau_fraction, a.threads,
+                     tuple(a.ablation_tau))
 
 
 def cmd_train_recipe(a: argparse.Namespace) -> None:
@@ -105,10 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
+    s = sub.add_parser("fetch", help=cmd_fetch.__doc__)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--out", required=True, help="the data set's raw folder, e.g. data/raw/mnist")
+    s.add_argument("--options", type=_json, default={}, help="the data set's config section as JSON")
+    s.set_defaults(func=cmd_fetch)
+
+    s = sub.add_parser("import-data", help=cmd_import_data.__doc__)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--from", dest="source_dir", required=True, help="folder holding the files (searched recursively)")
+    s.add_argument("--out", required=True, help="the data set's raw folder, e.g. data/raw/mnist")
+    s.set_defaults(func=cmd_import_data)
+
     s = sub.add_parser("prepare", help=cmd_prepare.__doc__)
     s.add_argument("--dataset", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--options", type=_json, default={}, help="the data set's config section as JSON")
+    s.add_argument("--raw-dir", default=None, help="fetched raw folder (all data sets but digits)")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train-base", help=cmd_train_base.__doc__)
@@ -119,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", type=_json, required=True, help="model config section as JSON")
     s.add_argument("--train", type=_json, required=True, help="train config section as JSON")
     s.add_argument("--tau-fraction", type=float, required=True)
+    s.add_argument("--ablation-tau", type=float, nargs="*", default=[], help="extra tau fractions to save states at")
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=cmd_train_base)
 

@@ -199,13 +199,20 @@ def setup(data_path: str | Path, augmented: bool, train_cfg: dict[str, Any], tau
     return data, schedule, milestones, device
 
 
+def tau_state_name(tau_fraction: float | None = None) -> str:
+    """File name of a tau-state: `tau_state.pt` at the configured tau, `tau_state_<f>.pt` for an ablation tau."""
+    return "tau_state.pt" if tau_fraction is None else f"tau_state_{tau_fraction:g}.pt"
+
+
 def _run_id(dataset: str, augmented: bool, seed: int, algorithm: str) -> str:
     return f"{dataset}/{'aug' if augmented else 'noaug'}/seed{seed}/{algorithm}"
 
 
 def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented: bool, model_cfg: dict[str, Any],
-               train_cfg: dict[str, Any], tau_fraction: float, threads: int | None = None) -> dict[str, Any]:
-    """Run `base` for T iterations; save the full state at tau, the final model, the curve and metrics."""
+               train_cfg: dict[str, Any], tau_fraction: float, threads: int | None = None,
+               ablation_fractions: tuple[float, ...] = ()) -> dict[str, Any]:
+    """Run `base` for T iterations; save the full state at tau (and at each ablation tau), the final model,
+    the curve and metrics. A(base) runs branch from these states, so phase 1 is trained once for all of them."""
     start_time = time.perf_counter()
     out_dir = Path(out_dir)
     data, schedule, milestones, device = setup(data_path, augmented, train_cfg, tau_fraction, threads)
@@ -217,19 +224,27 @@ def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented:
     meta = {"run_id": run_id, "dataset": data.name, "augment": augmented, "seed": seed,
             "schedule": asdict(schedule), "config": config}
 
+    stops: dict[int, list[tuple[float, str]]] = {}
+    for frac, name in [(tau_fraction, tau_state_name())] + [(f, tau_state_name(f)) for f in ablation_fractions]:
+        tau = make_schedule(data.n_train, train_cfg["batch_size"], schedule.epochs, frac).tau
+        stops.setdefault(tau, []).append((frac, name))
+
     def save_tau_state(it: int) -> None:
-        if it == schedule.tau:
-            if it % schedule.iters_per_epoch:  # mid-epoch: add a curve row at tau (epoch ends have one)
-                ctx.log_row(model, it, 1, lr_at(it - 1, schedule, train_cfg, milestones))
-            save_torch(out_dir / "tau_state.pt", {
-                "format": TAU_STATE_FORMAT, **meta, "iteration": it,
-                "param_names": [n for n, _ in model.named_parameters()],
+        if it not in stops:
+            return
+        if it == schedule.tau and it % schedule.iters_per_epoch:  # mid-epoch: a curve row at tau (epoch ends have one)
+            ctx.log_row(model, it, 1, lr_at(it - 1, schedule, train_cfg, milestones))
+        for frac, name in stops[it]:
+            save_torch(out_dir / name, {
+                "format": TAU_STATE_FORMAT, **meta, "schedule": {**asdict(schedule), "tau": it},
+                "iteration": it, "tau_fraction": frac, "param_names": [n for n, _ in model.named_parameters()],
                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
     model.train()
     ctx.log_row(model, 0, 1, lr_at(0, schedule, train_cfg, milestones))
     run_iterations(model, optimizer, ctx, 0, schedule.total, phase=1, before=save_tau_state)
-    return _finish(model, ctx, out_dir, {**meta, "algorithm": "base", "m_H": model.wide.out_features}, start_time)
+    return _finish(model, ctx, out_dir, {**meta, "algorithm": "base", "tau_fraction": tau_fraction,
+                                         "tau_ablation": False, "m_H": model.wide.out_features}, start_time)
 
 
 def load_tau_state(path: str | Path) -> dict[str, Any]:
@@ -291,12 +306,13 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     state = load_tau_state(tau_state_path)
     model_cfg, train_cfg = state["config"]["model"], state["config"]["train"]
     seed, augmented = state["seed"], state["augment"]
-    data, schedule, milestones, device = setup(data_path, augmented, train_cfg, state["config"]["tau_fraction"],
-                                               threads)
+    tau_fraction = state["tau_fraction"]
+    data, schedule, milestones, device = setup(data_path, augmented, train_cfg, tau_fraction, threads)
     if asdict(schedule) != state["schedule"]:
         raise CheckpointError(f"tau-state {tau_state_path} was made for schedule {state['schedule']}, "
                               f"but this data and config give {asdict(schedule)}; rerun the base run")
-    run_id = _run_id(data.name, augmented, seed, "recipe")
+    ablation = tau_fraction != state["config"]["tau_fraction"]
+    run_id = _run_id(data.name, augmented, seed, f"recipe_tau{tau_fraction:g}" if ablation else "recipe")
     model = build_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train).to(device)
     model.load_state_dict(state["model"])
     model.eval()  # batch norm statistics are fixed for all of phase 2
@@ -310,7 +326,8 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
                      aug.spec_for(data.name) if augmented else None, device)
     ctx.log_row(model, schedule.tau, 2, lr_at(schedule.tau, schedule, train_cfg, milestones))
     run_iterations(model, optimizer, ctx, schedule.tau, schedule.total, phase=2)
-    meta = {"run_id": run_id, "algorithm": "recipe", "dataset": data.name, "augment": augmented, "seed": seed,
+    meta = {"run_id": run_id, "algorithm": "recipe", "tau_fraction": tau_fraction, "tau_ablation": ablation,
+            "dataset": data.name, "augment": augmented, "seed": seed,
             "schedule": asdict(schedule), "m_H": model.wide.out_features, "phase2_parameters": trained,
             "config": {**state["config"], "recipe": recipe_cfg}, "certificate": certificate}
     return _finish(model, ctx, out_dir, meta, start_time)
