@@ -14,6 +14,17 @@ def as_json(section):
     return json.dumps(section, sort_keys=True, separators=(",", ":"))
 
 
+def raw_input(wildcards):
+    """The raw folder a data set is prepared from; none for data sets that ship with a package (digits)."""
+    return [f"data/raw/{wildcards.dataset}"] if "source" in config["data"].get(wildcards.dataset, {}) else []
+
+
+def ablation_fractions(wildcards):
+    """Extra tau fractions at which this base run saves states (the tau ablation), or none."""
+    ablation = config["recipe"]["tau_ablation"]
+    return ablation["fractions"] if wildcards.dataset in ablation["datasets"] else []
+
+
 def out_dir(wildcards, output):
     """The folder of a rule's first output, for stages that take an output directory."""
     return str(Path(output[0]).parent)
@@ -29,4 +40,7 @@ def uses_gpu():
 # (profiles/default) they queue for the device instead of sharing it; on CPU they claim none.
 GPU_JOBS = int(uses_gpu())
 AUGS = ["aug" if a else "noaug" for a in config["experiment"]["augmentation"]]
+ABLATION = config["recipe"]["tau_ablation"]
+# Data sets with a tau ablation get a variant of the base rule whose outputs include the extra tau-states.
+ABLATED = "|".join(d for d in ABLATION["datasets"] if ABLATION["fractions"]) or "(?!)"
 ENV = "../envs/globalmin.yaml"

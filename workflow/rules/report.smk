@@ -6,8 +6,14 @@ ALL_METRICS = expand(
     aug=AUGS,
     seed=config["experiment"]["seeds"],
     algorithm=["base", "recipe"],
+) + expand(
+    "results/runs/{dataset}/{aug}/seed{seed}/recipe_{frac}/metrics.json",
+    dataset=[d for d in ABLATION["datasets"] if d in config["experiment"]["datasets"]],
+    aug=AUGS,
+    seed=config["experiment"]["seeds"],
+    frac=[f"{f:g}" for f in ABLATION["fractions"]],
 )
-TABLES = ["runs.csv", "curves.csv", "table1.csv", "table1.html", "table1.tex"]
+TABLES = ["runs.csv", "curves.csv", "table1.csv", "table1.html", "table1.tex", "ablation.csv", "ablation.html"]
 FIGURES = ["report/figures/curves.png", "report/figures/phase2.png", "report/figures/sigma_min.png"]
 
 
