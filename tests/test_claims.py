@@ -15,6 +15,7 @@ def _runs(base: list[float], recipe: list[float], full_rank: bool = True) -> pd.
     for alg, errors in (("base", base), ("recipe", recipe)):
         for seed, err in enumerate(errors):
             rows.append({"dataset": "digits", "augment": False, "seed": seed, "algorithm": alg, "test_error": err,
+                         "tau_ablation": False,
                          "cert_full_rank": full_rank if alg == "recipe" else None,
                          "cert_sigma_min": 1e-5 if full_rank else 0.0, "cert_tolerance": 1e-10})
     return pd.DataFrame(rows)
@@ -22,6 +23,7 @@ def _runs(base: list[float], recipe: list[float], full_rank: bool = True) -> pd.
 
 def _curves(values: list[float], augment: bool = False) -> pd.DataFrame:
     return pd.DataFrame({"dataset": "digits", "augment": augment, "seed": 0, "algorithm": "recipe", "phase": 2,
+                         "tau_ablation": False,
                          "iteration": range(len(values)), "train_objective": values})
 
 
@@ -40,6 +42,8 @@ def test_verdicts_follow_the_measurements():
     assert [c["verdict"] for c in bad] == ["not supported"] * 3
     one_seed = claims.recipe_claims(_runs([1], [1.1]), _curves([1.0, 0.9]), CFG, ["x"])
     assert one_seed[0]["verdict"] == "inconclusive"
+    group = one_seed[0]["measured"]["groups"][0]
+    assert group["ci95_pp"] is None and group["paired_t_p_value"] is None  # null, not NaN (JSON-safe)
 
 
 def test_augmented_runs_are_listed_but_not_judged_for_monotonicity():
@@ -55,6 +59,13 @@ def test_small_rises_within_tolerance_count_as_monotone():
     assert run["monotone"] and run["largest_relative_rise"] == pytest.approx(0.005)
     (run,) = claims.phase2_monotonicity(_curves([1.0, 0.99, 1.01]), rel_tol=0.01)
     assert not run["monotone"]  # ends above its value at tau
+
+
+def test_tau_ablation_runs_do_not_enter_the_main_claims():
+    runs = _runs([1, 2], [1.1, 2.1])
+    ablated = runs[runs.algorithm == "recipe"].assign(tau_ablation=True, test_error=[9.0, 9.0], cert_full_rank=False)
+    verdicts = [c["verdict"] for c in claims.recipe_claims(pd.concat([runs, ablated]), _curves([1.0, 0.9]), CFG, [])]
+    assert verdicts == ["supported"] * 3
 
 
 def test_merge_refuses_duplicate_ids(tmp_path):

@@ -60,5 +60,6 @@ def test_figures_and_report_render(tables):
     assert "T&lt;1&gt;" in html  # autoescaped
     assert 'src="figures/curves.png"' in html and "R1" in html and "R3" in html
     assert html.count("seed0/recipe") + html.count("seed1/recipe") == 4  # one certificate row per A(base) run
-    assert "<code>recipe.tau_fraction</code>" in html and "reconstructed (R)" in html
+    assert "<code>recipe.tau_fraction</code>" in html and "differs: the paper used 0.9" in html
+    assert "as in the paper (reconstructed reading)" not in html  # nothing in cfg matches the paper here
     assert (tables / "report" / "tables" / "table1.tex").exists()

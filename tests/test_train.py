@@ -18,7 +18,8 @@ def runs(digits_file, tmp_path_factory):
     from conftest import RECIPE, TINY_MODEL, TINY_TRAIN
 
     out = tmp_path_factory.mktemp("runs")
-    base = train.train_base(digits_file, out / "base", 3, True, TINY_MODEL, TINY_TRAIN, RECIPE["tau_fraction"])
+    base = train.train_base(digits_file, out / "base", 3, True, TINY_MODEL, TINY_TRAIN, RECIPE["tau_fraction"],
+                            ablation_fractions=(0.25,))
     recipe = train.train_recipe(digits_file, out / "base" / "tau_state.pt", out / "recipe", RECIPE)
     return out, base, recipe
 
@@ -65,6 +66,22 @@ def test_phase2_changes_only_the_head_and_keeps_bn_statistics(runs, digits_file,
             assert torch.equal(value, expected[name]), name
     assert recipe["phase2_parameters"] == ["head.weight", "head.bias"]
     assert not torch.equal(expected["wide.weight"], state["model"]["wide.weight"])
+
+
+def test_ablation_tau_state_branches_from_the_same_base_run(runs, digits_file, tiny):
+    out, base, _ = runs
+    state = train.load_tau_state(out / "base" / "tau_state_0.25.pt")
+    data, schedule, milestones, device = train.setup(digits_file, True, tiny["train"], 0.25)
+    assert state["iteration"] == schedule.tau == round(0.25 * schedule.total) < base["schedule"]["tau"]
+    model, optimizer = train.init_base(data, 3, tiny["model"], tiny["train"], device)
+    ctx = train.RunContext("check", "base", 3, data, tiny["train"], schedule, milestones,
+                           train.aug.spec_for("digits"), device)
+    model.train()
+    train.run_iterations(model, optimizer, ctx, 0, schedule.tau, phase=1)
+    assert all(torch.equal(v, state["model"][k]) for k, v in model.state_dict().items())
+    ablated = train.train_recipe(digits_file, out / "base" / "tau_state_0.25.pt", out / "recipe_0.25", tiny["recipe"])
+    assert ablated["run_id"].endswith("seed3/recipe_tau0.25") and ablated["tau_ablation"]
+    assert ablated["schedule"]["tau"] == schedule.tau and ablated["tau_fraction"] == 0.25
 
 
 def test_perturbation_is_reproducible_from_the_seed(tiny, digits_file):

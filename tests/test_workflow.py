@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +39,7 @@ def test_dag_builds_the_report(workdir):
         for seed in (0, 1):
             cert = json.loads((workdir / f"results/runs/digits/{aug}/seed{seed}/recipe/certificate.json").read_text())
             assert cert["n"] == 1297 and f"digits/{aug}/seed{seed}/recipe" in html
+    assert "τ ablation" in html and (workdir / "results/runs/digits/aug/seed1/recipe_0.5/certificate.json").exists()
     ids = [c["id"] for c in json.loads((workdir / "results" / "claims.json").read_text())["claims"]]
     assert ids == ["R1", "R2", "R3"]
     assert all((workdir / "report" / "figures" / f).stat().st_size > 0 for f in ("curves.png", "curves.pdf", "sigma_min.png"))
@@ -71,3 +74,44 @@ def test_bad_config_fails_before_any_job(workdir, tmp_path):
     said = run.stdout + run.stderr
     assert run.returncode != 0 and "'tau_fraction'" in said and "exclusiveMaximum" in said
     assert "Job stats" not in said and not (workdir / "logs" / "bad").exists()
+
+
+def _job_counts(text: str) -> dict[str, int]:
+    table = text.split("Job stats:")[1].split("Reasons:")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_paper_profile_lists_the_full_replication(workdir):
+    plan = _snakemake(workdir, "-n", "--configfile", "config/paper.yaml")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    text = plan.stdout + plan.stderr
+    counts = _job_counts(text)
+    base = counts["train_base"] + counts["train_base_ablated"]
+    assert base == 6 * 2 * 5 and counts["train_recipe"] == 6 * 2 * 5 + 2 * 5 * 2 and counts["fetch_raw"] == 6
+    for dataset in ("mnist", "kmnist", "cifar10", "cifar100", "svhn", "semeion"):
+        assert f"results/runs/{dataset}/aug/seed4/recipe/metrics.json" in text
+    assert re.search(r"input: data/prepared/cifar10.pt, results/runs/cifar10/noaug/seed0/base/tau_state_0.5.pt", text)
+    assert re.search(r"input: data/prepared/svhn.pt, results/runs/svhn/aug/seed2/base/tau_state.pt", text)
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian package dataset-fashion-mnist is not installed")
+def test_fashion_mnist_imported_from_debian_trains_through_the_pipeline(workdir, tmp_path):
+    cfg = tmp_path / "fashion.yaml"
+    cfg.write_text(f"""
+experiment: {{datasets: [fashion_mnist], augmentation: [false], seeds: [0]}}
+data:
+  fashion_mnist: {{source: import, import_dir: {DEBIAN_FASHION}, train_subset: 400}}
+recipe: {{tau_ablation: {{datasets: [], fractions: []}}}}
+train: {{threads: 2}}
+""")
+    run = _snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml", str(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = json.loads((workdir / "data/raw/fashion_mnist/MANIFEST.json").read_text())
+    assert manifest["source"] == "import" and len(manifest["files"]) == 4
+    table = (workdir / "report/tables/table1.csv").read_text()
+    assert "fashion_mnist,400," in table
+    metrics = json.loads((workdir / "results/runs/fashion_mnist/noaug/seed0/recipe/metrics.json").read_text())
+    assert metrics["n_train"] == 400 and metrics["certificate"]["n"] == 400
