@@ -9,7 +9,9 @@ still draw exactly what the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import math
 import sys
@@ -32,6 +34,7 @@ from globalmin.runinfo import (UserError, derive_seed, environment, generator, r
 log = logging.getLogger(__name__)
 
 TAU_STATE_FORMAT = "globalmin-tau-state-1"
+RESUME_FILE = "last.pt"  # per-epoch state in the run folder; undeclared, so a failed job leaves it for the rerun
 PHASE2_TRAINS = {"head": ("head",), "wide_head": ("wide", "head"), "all": ("body", "wide", "head")}
 NOISE_ON = {"wide": ("wide",), "all_hidden": ("body", "wide"), "none": ()}
 
@@ -162,8 +165,10 @@ def sgd_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunC
 
 
 def run_iterations(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext, start: int,
-                   stop: int, phase: int, before: Callable[[int], None] | None = None) -> None:
-    """Iterations [start, stop), logging a curve row at every epoch end; `before(it)` runs ahead of each step."""
+                   stop: int, phase: int, before: Callable[[int], None] | None = None,
+                   epoch_end: Callable[[int], None] | None = None) -> None:
+    """Iterations [start, stop), logging a curve row at every epoch end; `before(it)` runs ahead of each step
+    and `epoch_end(it)` after each epoch's row (with `it` the number of iterations done)."""
     ipe = ctx.schedule.iters_per_epoch
     for it in tqdm(range(start, stop), desc=ctx.run_id, disable=not sys.stderr.isatty(), leave=False):
         if before is not None:
@@ -171,6 +176,50 @@ def run_iterations(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx
         sgd_step(model, optimizer, ctx, it)
         if (it + 1) % ipe == 0:
             ctx.log_row(model, it + 1, phase, lr_at(it, ctx.schedule, ctx.train_cfg, ctx.milestones))
+            if epoch_end is not None:
+                epoch_end(it + 1)
+
+
+def fingerprint(obj: Any) -> str:
+    """A stable hash of a run's identity (config, seed, data set, ...), to match a resume file to its run."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Resume:
+    """The per-epoch resume file of one run: written atomically, read back only by the same run."""
+
+    def __init__(self, out_dir: Path, run_id: str, identity: Any):
+        self.path, self.run_id, self.key = out_dir / RESUME_FILE, run_id, fingerprint(identity)
+        self.elapsed = 0.0  # wall seconds spent before the resumed attempt
+
+    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext, iteration: int,
+             started: float) -> None:
+        """Record the state after `iteration` iterations."""
+        save_torch(self.path, {"run_id": self.run_id, "fingerprint": self.key, "iteration": iteration,
+                               "rows": ctx.rows, "elapsed": self.elapsed + time.perf_counter() - started,
+                               "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext,
+             needed: Callable[[int], list[Path]] = lambda it: []) -> int | None:
+        """Restore a matching resume file into model, optimizer and curve; the iteration to go on from, or None."""
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a file cut short is never trusted: start over
+            log.warning("%s: ignoring unreadable %s (%s); starting over", self.run_id, self.path, err)
+            return None
+        missing = [str(p) for p in needed(state.get("iteration", 0)) if not p.exists()]
+        if state.get("fingerprint") != self.key or missing:
+            why = f"missing {', '.join(missing)}" if missing else "it was written by a different config or run"
+            log.warning("%s: not resuming from %s (%s); starting over", self.run_id, self.path, why)
+            return None
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        ctx.rows, self.elapsed = state["rows"], state["elapsed"]
+        log.info("%s: resuming from iteration %d of %d (%s)", self.run_id, state["iteration"], ctx.schedule.total,
+                 self.path)
+        return state["iteration"]
 
 
 def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) -> torch.optim.SGD:
@@ -240,11 +289,18 @@ def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented:
                 "iteration": it, "tau_fraction": frac, "param_names": [n for n, _ in model.named_parameters()],
                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
+    resume = Resume(out_dir, run_id, {**meta, "stops": stops})
     model.train()
-    ctx.log_row(model, 0, 1, lr_at(0, schedule, train_cfg, milestones))
-    run_iterations(model, optimizer, ctx, 0, schedule.total, phase=1, before=save_tau_state)
+    start = resume.load(model, optimizer, ctx, lambda it: [out_dir / n for tau, s in stops.items() if tau < it
+                                                           for _, n in s])
+    if start is None:
+        start = 0
+        ctx.log_row(model, 0, 1, lr_at(0, schedule, train_cfg, milestones))
+    run_iterations(model, optimizer, ctx, start, schedule.total, phase=1, before=save_tau_state,
+                   epoch_end=lambda it: resume.save(model, optimizer, ctx, it, start_time))
     return _finish(model, ctx, out_dir, {**meta, "algorithm": "base", "tau_fraction": tau_fraction,
-                                         "tau_ablation": False, "m_H": model.wide.out_features}, start_time)
+                                         "tau_ablation": False, "m_H": model.wide.out_features},
+                   start_time - resume.elapsed, resume)
 
 
 def load_tau_state(path: str | Path) -> dict[str, Any]:
@@ -324,18 +380,24 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     optimizer, trained = _phase2_optimizer(model, state, recipe_cfg["phase2_trains"], train_cfg)
     ctx = RunContext(run_id, "recipe", seed, data, train_cfg, schedule, milestones,
                      aug.spec_for(data.name) if augmented else None, device)
-    ctx.log_row(model, schedule.tau, 2, lr_at(schedule.tau, schedule, train_cfg, milestones))
-    run_iterations(model, optimizer, ctx, schedule.tau, schedule.total, phase=2)
+    resume = Resume(out_dir, run_id, {"tau_state": {k: state[k] for k in ("run_id", "iteration", "config")},
+                                      "recipe": recipe_cfg})
+    start = resume.load(model, optimizer, ctx)
+    if start is None:
+        start = schedule.tau
+        ctx.log_row(model, schedule.tau, 2, lr_at(schedule.tau, schedule, train_cfg, milestones))
+    run_iterations(model, optimizer, ctx, start, schedule.total, phase=2,
+                   epoch_end=lambda it: resume.save(model, optimizer, ctx, it, start_time))
     meta = {"run_id": run_id, "algorithm": "recipe", "tau_fraction": tau_fraction, "tau_ablation": ablation,
             "dataset": data.name, "augment": augmented, "seed": seed,
             "schedule": asdict(schedule), "m_H": model.wide.out_features, "phase2_parameters": trained,
             "config": {**state["config"], "recipe": recipe_cfg}, "certificate": certificate}
-    return _finish(model, ctx, out_dir, meta, start_time)
+    return _finish(model, ctx, out_dir, meta, start_time - resume.elapsed, resume)
 
 
 def _finish(model: torch.nn.Module, ctx: RunContext, out_dir: Path, meta: dict[str, Any],
-            start_time: float) -> dict[str, Any]:
-    """Write the final model, the curve CSV and the self-describing metrics JSON."""
+            start_time: float, resume: Resume) -> dict[str, Any]:
+    """Write the final model, the curve CSV and the self-describing metrics JSON; drop the resume file."""
     save_torch(out_dir / "model.pt", {"run_id": ctx.run_id, "config": meta["config"], "seed": ctx.seed,
                                       "model": model.state_dict()})
     write_text(out_dir / "curve.csv", rows_to_csv(ctx.rows))
@@ -343,6 +405,7 @@ def _finish(model: torch.nn.Module, ctx: RunContext, out_dir: Path, meta: dict[s
                ("train_objective", "train_error", "test_error")},
                "environment": environment(ctx.device), "wall_seconds": time.perf_counter() - start_time}
     write_json(out_dir / "metrics.json", metrics)
+    resume.path.unlink(missing_ok=True)
     return metrics
 
 

@@ -1,0 +1,87 @@
+"""Resume: a training job killed mid-run continues from its last atomic checkpoint to the same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import RECIPE, TINY_MODEL, TINY_TRAIN
+from globalmin import train
+
+
+def _base_cmd(data, out, epochs: int) -> list[str]:
+    cfg = {**TINY_TRAIN, "epochs": {"plain": epochs, "augmented": epochs}, "milestones": {"plain": [3], "augmented": [3]}}
+    return [sys.executable, "-m", "globalmin", "train-base", "--data", str(data), "--out-dir", str(out), "--seed", "1",
+            "--augment", "aug", "--model", json.dumps(TINY_MODEL), "--train", json.dumps(cfg), "--tau-fraction", "0.5"]
+
+
+def _same_run(a, b) -> None:
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert ma["final"] == mb["final"] and ma["schedule"] == mb["schedule"]
+    assert (a / "curve.csv").read_text() == (b / "curve.csv").read_text()
+    for name in ("model.pt", "tau_state.pt"):
+        sa, sb = (torch.load(d / name, weights_only=True)["model"] for d in (a, b))
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+def test_sigkill_mid_run_resumes_to_identical_results(digits_file, tmp_path):
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_base_cmd(digits_file, ref, 12), check=True, capture_output=True)
+    proc = subprocess.Popen(_base_cmd(digits_file, out, 12), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / train.RESUME_FILE).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # let it run into the next epochs
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "metrics.json").exists(), "the run finished before it could be killed"
+    done_before = torch.load(out / train.RESUME_FILE, weights_only=True)["iteration"]
+    rerun = subprocess.run(_base_cmd(digits_file, out, 12), check=True, capture_output=True, text=True)
+    assert f"resuming from iteration {done_before} of" in rerun.stderr
+    _same_run(ref, out)
+    assert not (out / train.RESUME_FILE).exists()
+
+
+def test_interrupted_recipe_resumes_to_identical_results(digits_file, tmp_path, monkeypatch):
+    cfg = {**TINY_TRAIN, "epochs": {"plain": 6, "augmented": 6}}
+    train.train_base(digits_file, tmp_path / "base", 2, False, TINY_MODEL, cfg, 0.3)
+    tau_state = tmp_path / "base" / "tau_state.pt"
+    clean = train.train_recipe(digits_file, tau_state, tmp_path / "clean", RECIPE)
+    real_step = train.sgd_step
+
+    def failing_step(model, optimizer, ctx, it):
+        if it == clean["schedule"]["tau"] + 2 * clean["schedule"]["iters_per_epoch"]:
+            raise KeyboardInterrupt("pre-empted")
+        real_step(model, optimizer, ctx, it)
+
+    monkeypatch.setattr(train, "sgd_step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_recipe(digits_file, tau_state, tmp_path / "resumed", RECIPE)
+    monkeypatch.setattr(train, "sgd_step", real_step)
+    assert (tmp_path / "resumed" / train.RESUME_FILE).exists() and not (tmp_path / "resumed" / "metrics.json").exists()
+    resumed = train.train_recipe(digits_file, tau_state, tmp_path / "resumed", RECIPE)
+    assert resumed["final"] == clean["final"]
+    assert (tmp_path / "clean" / "curve.csv").read_text() == (tmp_path / "resumed" / "curve.csv").read_text()
+
+
+def test_resume_file_of_another_config_or_cut_short_is_not_trusted(digits_file, tmp_path, caplog):
+    cfg = {**TINY_TRAIN, "epochs": {"plain": 3, "augmented": 3}}
+    train.train_base(digits_file, tmp_path / "a", 0, False, TINY_MODEL, cfg, 0.5)
+    reference = json.loads((tmp_path / "a" / "metrics.json").read_text())["final"]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / train.RESUME_FILE).write_bytes(b"PK\x03\x04 cut short")
+    assert train.train_base(digits_file, tmp_path / "b", 0, False, TINY_MODEL, cfg, 0.5)["final"] == reference
+    assert "ignoring unreadable" in caplog.text
+    other = {**TINY_MODEL, "wide_activation": "softplus"}
+    state = {"fingerprint": "not this run", "iteration": 21}
+    torch.save(state, tmp_path / "b" / train.RESUME_FILE)
+    train.train_base(digits_file, tmp_path / "b", 0, False, other, cfg, 0.5)
+    assert "different config or run" in caplog.text
