@@ -2,7 +2,10 @@
 # The stages live in workflow/rules/, the logic in src/globalmin/; rules only wire files.
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from globalmin.config_checks import problems
 
 min_version("9.0")
 
@@ -11,6 +14,9 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+config_problems = problems(config)
+if config_problems:
+    raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(config_problems))
 
 
 wildcard_constraints:

@@ -46,3 +46,38 @@ def test_bad_values_fail_naming_the_key(path, value, message):
     with pytest.raises(WorkflowError, match=message) as info:
         validate(config, SCHEMA)
     assert path[0] in str(info.value)
+
+
+def _validated(**sections) -> dict:
+    config = _default()
+    for key, value in sections.items():
+        config[key] = {**config[key], **value}
+    validate(config, SCHEMA)
+    return config
+
+
+def test_cross_key_checks_name_the_keys_and_the_fix():
+    from globalmin.config_checks import n_train, problems
+
+    assert problems(_validated()) == []
+    (narrow,) = problems(_validated(model={"wide_width": 1000}))
+    assert "model.wide_width = 1000 is below n = 1297" in narrow and "model.require_expressivity: false" in narrow
+    assert problems(_validated(model={"wide_width": 1000, "require_expressivity": False})) == []
+    assert problems(_validated(model={"wide_width": 1297})) == []
+    config = _validated(experiment={"datasets": ["mnist"]}, recipe={"tau_ablation": {"datasets": ["cifar10"],
+                                                                                     "fractions": [0.9]}})
+    config["data"]["mnist"]["source"] = "import"
+    found = " | ".join(problems(config))
+    assert "data.mnist.import_dir is not set" in found and "lists cifar10, which is not in experiment.datasets" in found
+    assert "repeats recipe.tau_fraction (0.9)" in found
+    assert n_train("semeion", {"test_size": 593}) == 1000 and n_train("svhn", {"train_subset": 500}) == 500
+
+
+def test_model_refuses_a_wide_layer_narrower_than_n():
+    from globalmin.models import build_model
+    from globalmin.runinfo import UserError
+
+    with pytest.raises(UserError, match="model.wide_width = 10 is below n = 50"):
+        build_model({"widths": [4], "blocks": [1], "wide_width": 10}, 1, 10, 50)
+    assert build_model({"widths": [4], "blocks": [1], "wide_width": 10, "require_expressivity": False},
+                       1, 10, 50).wide.out_features == 10

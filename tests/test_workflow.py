@@ -74,6 +74,10 @@ def test_bad_config_fails_before_any_job(workdir, tmp_path):
     said = run.stdout + run.stderr
     assert run.returncode != 0 and "'tau_fraction'" in said and "exclusiveMaximum" in said
     assert "Job stats" not in said and not (workdir / "logs" / "bad").exists()
+    bad.write_text("model:\n  wide_width: 64\n")
+    run = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", str(bad))
+    said = run.stdout + run.stderr
+    assert run.returncode != 0 and "model.wide_width = 64 is below n = 1297" in said and "Job stats" not in said
 
 
 def _job_counts(text: str) -> dict[str, int]:

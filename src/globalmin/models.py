@@ -65,7 +65,13 @@ class WideHeadResNet(nn.Module):
 
 def build_model(model_cfg: dict[str, Any], in_channels: int, classes: int, n_train: int) -> WideHeadResNet:
     """Build the network from the `model` config section; `wide_width: null` means m_H = n."""
+    from globalmin.runinfo import UserError
+
     wide = model_cfg.get("wide_width") or n_train
+    if wide < n_train and model_cfg.get("require_expressivity", True):
+        raise UserError(f"model.wide_width = {wide} is below n = {n_train} training points: the expressivity "
+                        f"condition needs m_H >= n. Set model.wide_width: null (m_H = n) or at least {n_train}, "
+                        f"or model.require_expressivity: false for a deliberately rank-deficient control")
     return WideHeadResNet(in_channels, classes, list(model_cfg["widths"]), list(model_cfg["blocks"]),
                           wide, model_cfg.get("wide_activation", "relu"))
 
