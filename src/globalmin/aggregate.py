@@ -84,6 +84,30 @@ def tau_ablation(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def summary_metrics(runs: pd.DataFrame) -> dict[str, Any]:
+    """Headline numbers per data set and augmentation, for `dvc metrics show` (nested: dataset/aug/key)."""
+    out: dict[str, Any] = {}
+    for (dataset, augmented), group in main_runs(runs).groupby(["dataset", "augment"], sort=True):
+        base, recipe = group[group.algorithm == "base"], group[group.algorithm == "recipe"]
+        out.setdefault(dataset, {})["aug" if augmented else "noaug"] = {
+            "base_test_error": round(float(base.test_error.mean()), 4),
+            "recipe_test_error": round(float(recipe.test_error.mean()), 4),
+            "recipe_train_objective": float(recipe.train_objective.mean()),
+            "runs_rank_n": int(recipe.cert_full_rank.astype(bool).sum()), "runs": int(len(recipe)),
+            "min_sigma_min": float(recipe.cert_sigma_min.min())}
+    return out
+
+
+def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per '<dataset>_<aug>': epoch against the seed-mean objective and test error of base and A(base)."""
+    out = {}
+    for (dataset, augmented), group in main_runs(curves).groupby(["dataset", "augment"], sort=True):
+        wide = group.pivot_table(index="epoch", columns="algorithm", values=["train_objective", "test_error"])
+        wide.columns = [f"{ALGORITHM_LABELS[alg].replace('(', '_').rstrip(')')}_{metric}" for metric, alg in wide.columns]
+        out[f"{dataset}_{'aug' if augmented else 'noaug'}"] = wide.reset_index()
+    return out
+
+
 def write_tables(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write runs.csv, curves.csv and Table 1 as CSV, HTML and LaTeX; returns the paths written."""
     out_dir = Path(out_dir)
@@ -99,3 +123,14 @@ def write_tables(runs: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) 
         "table1.tex": table.to_latex(index=False, escape=True),
     }
     return [write_text(out_dir / name, text) for name, text in texts.items()]
+
+
+def write_dvc_views(runs: pd.DataFrame, curves: pd.DataFrame, metrics_path: str | Path,
+                    plots_dir: str | Path) -> list[Path]:
+    """The summary metrics JSON and one mean-curve CSV per data set and augmentation, for DVC."""
+    import json
+
+    written = [write_text(metrics_path, json.dumps(summary_metrics(runs), indent=2, sort_keys=True) + "\n")]
+    for name, frame in mean_curves(curves).items():
+        written.append(write_text(Path(plots_dir) / f"{name}.csv", frame.to_csv(index=False)))
+    return written

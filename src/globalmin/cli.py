@@ -77,6 +77,7 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
 
     runs, curves = aggregate.collect_runs(a.metrics)
     aggregate.write_tables(runs, curves, a.out_dir)
+    aggregate.write_dvc_views(runs, curves, a.summary, a.plots_dir)
 
 
 def cmd_claims_recipe(a: argparse.Namespace) -> None:
@@ -166,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("aggregate", help=cmd_aggregate.__doc__)
     s.add_argument("--metrics", nargs="+", required=True)
     s.add_argument("--out-dir", required=True)
+    s.add_argument("--summary", required=True, help="summary metrics JSON (for `dvc metrics show`)")
+    s.add_argument("--plots-dir", required=True, help="folder of mean-curve CSVs (for `dvc plots show`)")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("claims-recipe", help=cmd_claims_recipe.__doc__)

@@ -17,7 +17,9 @@ rule fetch_raw:
 
 rule prepare_data:
     input:
-        raw=raw_input,
+        # ancient: a fetched raw folder is immutable (verified, then renamed into place), so its time, which
+        # DVC does not keep, must not trigger a rebuild
+        raw=ancient(raw_input),
         code=code("data.py", "sources.py"),
     output:
         "data/prepared/{dataset}.pt",

@@ -24,6 +24,8 @@ rule aggregate:
         code=code("aggregate.py"),
     output:
         expand("results/tables/{name}", name=TABLES),
+        summary="results/metrics.json",
+        plots=expand("results/plots/{dataset}_{aug}.csv", dataset=config["experiment"]["datasets"], aug=AUGS),
     params:
         out_dir=out_dir,
     conda:
@@ -31,7 +33,8 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     shell:
-        "globalmin aggregate --metrics {input.metrics} --out-dir {params.out_dir} > {log} 2>&1"
+        "globalmin aggregate --metrics {input.metrics} --out-dir {params.out_dir} --summary {output.summary}"
+        " --plots-dir results/plots > {log} 2>&1"
 
 
 rule claims_recipe:
