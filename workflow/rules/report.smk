@@ -25,7 +25,9 @@ rule aggregate:
     output:
         expand("results/tables/{name}", name=TABLES),
         summary="results/metrics.json",
-        plots=expand("results/plots/{dataset}_{aug}.csv", dataset=config["experiment"]["datasets"], aug=AUGS),
+        # one folder, not one declared file per data set: outputs whose names change with the config would
+        # have no Snakemake metadata, and then a changed set of runs could not trigger this rule
+        plots=directory("results/plots"),
     params:
         out_dir=out_dir,
     conda:
@@ -34,7 +36,7 @@ rule aggregate:
         "logs/aggregate.log",
     shell:
         "globalmin aggregate --metrics {input.metrics} --out-dir {params.out_dir} --summary {output.summary}"
-        " --plots-dir results/plots > {log} 2>&1"
+        " --plots-dir {output.plots} > {log} 2>&1"
 
 
 rule claims_recipe:
