@@ -1,0 +1,46 @@
+"""Atomic writes, derived seeds, device resolution."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from globalmin import runinfo
+
+
+def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):
+    target = tmp_path / "out.json"
+
+    def explode(path):
+        path.write_text('{"half": ')
+        raise KeyboardInterrupt("killed mid-write")
+
+    with pytest.raises(KeyboardInterrupt):
+        runinfo.atomic_write(target, explode)
+    assert list(tmp_path.iterdir()) == []
+    runinfo.write_json(target, {"a": 1})
+    with pytest.raises(KeyboardInterrupt):
+        runinfo.atomic_write(target, explode)
+    assert runinfo.read_json(target) == {"a": 1} and list(tmp_path.iterdir()) == [target]
+
+
+def test_json_refuses_nan(tmp_path):
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        runinfo.write_json(tmp_path / "x.json", {"loss": float("nan")})
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_derived_seeds_are_stable_and_distinct():
+    assert runinfo.derive_seed(0, "init") == runinfo.derive_seed(0, "init")
+    seeds = {runinfo.derive_seed(s, k, e) for s in range(3) for k in ("shuffle", "augment") for e in range(3)}
+    assert len(seeds) == 18
+    a = torch.rand(3, generator=runinfo.generator(1, "perturb"))
+    assert torch.equal(a, torch.rand(3, generator=runinfo.generator(1, "perturb")))
+
+
+def test_cuda_request_without_cuda_is_a_clear_error():
+    assert runinfo.resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(runinfo.UserError, match="CUDA is not available; set train.device"):
+            runinfo.resolve_device("cuda")
+        assert runinfo.resolve_device("auto").type == "cpu"
