@@ -28,6 +28,7 @@ wildcard_constraints:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/recipe.smk"
+include: "workflow/rules/expressivity.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -30,7 +30,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 def test_dvc_repro_push_clone_pull_leaves_nothing_to_do(tmp_path):
     first = tmp_path / "first"
-    for name in _run(["git", "ls-files"], REPO).split():
+    for name in _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).split():
         if (REPO / name).exists() and name != "dvc.lock":  # the lock belongs to the default config's outputs
             (first / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, first / name)

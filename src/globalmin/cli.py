@@ -100,12 +100,29 @@ def cmd_claims_merge(a: argparse.Namespace) -> None:
     write_json(a.out, claims.merge(a.fragments))
 
 
+def cmd_fc_theory(a: argparse.Namespace) -> None:
+    """Run the fully-connected theory check: certificates of random nets, pass rates and claims F1, F2."""
+    from globalmin import claims, fc_theory
+    from globalmin.runinfo import write_text
+
+    out = Path(a.out_dir)
+    runs = fc_theory.run_grid(a.config)
+    rates = fc_theory.pass_rates(runs)
+    write_text(out / "runs.csv", runs.to_csv(index=False))
+    write_text(out / "pass_rates.csv", rates.to_csv(index=False))
+    write_text(out / "pass_rates.html", rates.to_html(index=False, classes="table", border=0, float_format="%.3g"))
+    claims.write_fragment(a.claims, "fc_theory", fc_theory.theory_claims(runs, [str(out / "runs.csv")]))
+
+
 def cmd_figures(a: argparse.Namespace) -> None:
-    """Draw the Recipe figures."""
+    """Draw the Recipe figures (--tables) or the fully-connected theory figure (--fc-theory)."""
     import pandas as pd
 
     from globalmin import figures
 
+    if a.fc_theory:
+        figures.plot_fc_theory(pd.read_csv(a.fc_theory), Path(a.out_dir) / "fc_theory.png")
+        return
     tables = Path(a.tables)
     figures.plot_curves(pd.read_csv(tables / "curves.csv"), Path(a.out_dir) / "curves.png")
     figures.plot_phase2(pd.read_csv(tables / "curves.csv"), Path(a.out_dir) / "phase2.png")
@@ -116,7 +133,7 @@ def cmd_report(a: argparse.Namespace) -> None:
     """Render the HTML report."""
     from globalmin import report
 
-    report.render(a.tables, a.claims, a.figures, a.out, a.config, a.paper_values)
+    report.render(a.tables, a.claims, a.figures, a.out, a.config, a.paper_values, a.fc_rates)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,8 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_claims_merge)
 
+    s = sub.add_parser("fc-theory", help=cmd_fc_theory.__doc__)
+    s.add_argument("--config", type=_json, required=True, help="fc_theory config section as JSON")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--claims", required=True, help="claims fragment to write")
+    s.set_defaults(func=cmd_fc_theory)
+
     s = sub.add_parser("figures", help=cmd_figures.__doc__)
-    s.add_argument("--tables", required=True)
+    s.add_argument("--tables", help="Recipe tables folder")
+    s.add_argument("--fc-theory", help="fully-connected theory runs CSV")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=cmd_figures)
 
@@ -193,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--figures", nargs="+", required=True)
     s.add_argument("--config", type=_json, required=True, help="model/train/recipe/report sections as JSON")
     s.add_argument("--paper-values", default=None)
+    s.add_argument("--fc-rates", default=None, help="fully-connected theory pass-rate table (HTML)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_report)
     return p

@@ -61,6 +61,22 @@ def plot_phase2(curves: pd.DataFrame, png: str | Path) -> list[Path]:
     return save(grid.figure, png)
 
 
+def plot_fc_theory(runs: pd.DataFrame, png: str | Path) -> list[Path]:
+    """Fully-connected theory check: σ_min / σ_max against m_H / n, per activation, inputs and narrow width."""
+    frame = runs.copy()
+    frame["m_H / n"] = frame.m_H / frame.n
+    frame["σ_min / σ_max"] = (frame.sigma_min / frame.sigma_max).clip(lower=1e-20)
+    grid = sns.relplot(data=frame, x="m_H / n", y="σ_min / σ_max", hue="inputs", style="inputs",
+                       col="activation", row="narrow_width", kind="line", estimator="median", errorbar=("pi", 100),
+                       markers=True, height=2.2, aspect=1.2, facet_kws={"sharey": True})
+    for ax in grid.axes.flat:
+        ax.set_yscale("log")
+        ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(float((frame.tolerance / frame.sigma_max).median()), color="black", linewidth=0.8)
+    grid.set_titles("{col_name}, narrow width {row_name}")
+    return save(grid.figure, png)
+
+
 def plot_sigma_min(runs: pd.DataFrame, png: str | Path) -> list[Path]:
     """σ_min of the wide-layer features at tau, one point per A(base) run, with the rank tolerance."""
     certs = runs[(runs.algorithm == "recipe") & ~runs.tau_ablation.astype(bool)].copy()

@@ -63,7 +63,8 @@ def _split_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def render(tables_dir: str | Path, claims_path: str | Path, figures: list[str | Path], out: str | Path,
-           cfg: dict[str, Any], paper_values_path: str | Path | None = None) -> Path:
+           cfg: dict[str, Any], paper_values_path: str | Path | None = None,
+           fc_rates_path: str | Path | None = None) -> Path:
     """Render report/index.html and copy the tables beside it, so the report folder stands alone."""
     out = Path(out)
     tables_dir = Path(tables_dir)
@@ -84,6 +85,7 @@ def render(tables_dir: str | Path, claims_path: str | Path, figures: list[str | 
         table1=(tables_dir / "table1.html").read_text(),
         ablation=(tables_dir / "ablation.html").read_text() if len(pd.read_csv(tables_dir / "ablation.csv")) else "",
         splits=_split_notes(runs),
+        fc_rates=Path(fc_rates_path).read_text() if fc_rates_path else "",
         certificates=certs.to_dict("records"),
         claims=claims["claims"], summary=claims["summary"],
         figures=[Path(f).relative_to(out.parent).as_posix() for f in figures if str(f).endswith(".png")],

@@ -14,7 +14,8 @@ ALL_METRICS = expand(
     frac=[f"{f:g}" for f in ABLATION["fractions"]],
 )
 TABLES = ["runs.csv", "curves.csv", "table1.csv", "table1.html", "table1.tex", "ablation.csv", "ablation.html"]
-FIGURES = ["report/figures/curves.png", "report/figures/phase2.png", "report/figures/sigma_min.png"]
+FIGURES = ["report/figures/curves.png", "report/figures/phase2.png", "report/figures/sigma_min.png",
+           "report/figures/fc_theory.png"]
 
 
 rule aggregate:
@@ -58,7 +59,7 @@ rule claims_recipe:
 
 rule claims:
     input:
-        fragments=["results/claims/recipe.json"],
+        fragments=["results/claims/recipe.json", "results/claims/fc_theory.json"],
         code=code("claims.py"),
     output:
         report("results/claims.json", caption="../report/claims.rst", category="Claims"),
@@ -98,6 +99,7 @@ rule report:
         claims="results/claims.json",
         figures=FIGURES,
         paper_values="config/paper_values.yaml",
+        fc_rates="results/studies/fc_theory/pass_rates.html",
         code=code("report.py", "templates/report.html.j2"),
     output:
         html="report/index.html",
@@ -112,4 +114,5 @@ rule report:
         "logs/report.log",
     shell:
         "globalmin report --tables {params.tables} --claims {input.claims} --figures {input.figures}"
-        " --config {params.config:q} --paper-values {input.paper_values} --out {output.html} > {log} 2>&1"
+        " --config {params.config:q} --paper-values {input.paper_values} --fc-rates {input.fc_rates}"
+        " --out {output.html} > {log} 2>&1"
