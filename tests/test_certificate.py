@@ -50,3 +50,34 @@ def test_features_are_computed_without_touching_the_model():
     feats = wide_features(model, torch.rand(10, 1, 8, 8))
     assert feats.dtype == torch.float64 and model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("values, certified", [
+    (np.linspace(1.0, 0.1, 60), True),
+    (np.logspace(0, -10, 60), True),
+    (np.r_[np.ones(55), np.zeros(5)], False),
+    (np.r_[np.ones(59), 1e-15], False),
+])
+def test_qr_method_matches_the_exact_svd_on_known_spectra(values, certified):
+    matrix = _with_singular_values(60, 90, values, seed=3)
+    exact, qr = certify(matrix, "svd"), certify(matrix, "qr")
+    assert exact["full_rank"] == qr["full_rank"] == certified
+    assert qr["sigma_min_lower_bound"] <= exact["sigma_min"] * (1 + 1e-8) + exact["tolerance"]
+    if certified:
+        assert abs(qr["sigma_min"] - values.min()) <= 1e-6 * values.min()  # the estimate converged
+        assert qr["sigma_min_lower_bound"] >= values.min() / np.sqrt(60)  # the bound is within sqrt(n)
+    assert abs(qr["sigma_max"] - 1.0) < 1e-3
+
+
+def test_qr_method_on_random_features_and_wide_short_cases():
+    rng = np.random.default_rng(0)
+    features = np.tanh(rng.standard_normal((150, 150)))
+    exact, qr = certify(features, "svd"), certify(features, "qr")
+    assert qr["full_rank"] and abs(qr["sigma_min"] - exact["sigma_min"]) <= 1e-8 * exact["sigma_max"]
+    short = certify(rng.standard_normal((40, 39)), "qr")
+    assert not short["full_rank"] and short["sigma_min"] == 0.0
+    with pytest.raises(ValueError, match="certificate method"):
+        certify(features, "cholesky")

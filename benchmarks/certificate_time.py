@@ -1,0 +1,66 @@
+"""Time the certificate methods against a plain NumPy float64 SVD on the same matrices, and their agreement.
+
+Matrices: tanh of a Gaussian n x n matrix (features-like, full rank) for each n. For each: NumPy's
+np.linalg.svd(compute_uv=False) time and sigma_min, then each globalmin method's time, sigma_min, and the
+relative difference to NumPy's sigma_min. On a GPU machine (--device cuda) the QR method runs there.
+Usage: python benchmarks/certificate_time.py [--sizes 1000 2000 4000 8000] [--device cpu] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from globalmin.certificate import certify
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    """Run the sizes, print a table, write the JSON record."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    rows = []
+    for n in args.sizes:
+        phi = np.tanh(np.random.default_rng(n).standard_normal((n, n)))
+        start = time.perf_counter()
+        reference = float(np.linalg.svd(phi, compute_uv=False)[-1])
+        numpy_seconds = time.perf_counter() - start
+        row = {"n": n, "numpy_svd_seconds": round(numpy_seconds, 3), "numpy_sigma_min": reference}
+        for method in ("svd", "qr"):
+            features = torch.from_numpy(phi).to(device) if method == "qr" else phi
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            cert = certify(features, method)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            row[f"{method}_seconds"] = round(time.perf_counter() - start, 3)
+            row[f"{method}_sigma_min"] = cert["sigma_min"]
+            row[f"{method}_rel_diff"] = abs(cert["sigma_min"] - reference) / reference
+            row[f"{method}_certified"] = cert["full_rank"]
+        rows.append(row)
+        print(f"n={n:6d}  numpy {numpy_seconds:8.2f}s  svd {row['svd_seconds']:8.2f}s  qr {row['qr_seconds']:8.2f}s"
+              f"  qr/numpy {row['qr_seconds'] / numpy_seconds:5.2f}  rel diff svd {row['svd_rel_diff']:.1e}"
+              f" qr {row['qr_rel_diff']:.1e}", flush=True)
+    record = {"what": "certificate time and agreement with numpy.linalg.svd (float64), tanh(Gaussian) n x n",
+              "machine": {"platform": platform.platform(), "device": str(device), "device_name": name,
+                          "torch_threads": torch.get_num_threads()},
+              "rows": rows, "date": time.strftime("%Y-%m-%d")}
+    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"certificate-{device.type}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
