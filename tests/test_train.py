@@ -106,6 +106,8 @@ def test_outputs_are_self_describing(runs):
     curve = pd.read_csv(out / "recipe" / "curve.csv")
     assert curve.iteration.iloc[0] == base["schedule"]["tau"] and (curve.phase == 2).all()
     assert curve.iteration.iloc[-1] == base["schedule"]["epochs"] * base["schedule"]["iters_per_epoch"]
+    init = read_json(out / "base" / "certificate_init.json")
+    assert init["stage"] == "init" and init["n"] == 1297 and init["method"].startswith("exact SVD")
     cert = read_json(out / "recipe" / "certificate.json")
     assert cert["stage"] == "tau" and cert["rank"] <= cert["n"] and cert["perturbed"] == ["wide.weight", "wide.bias"]
 

@@ -34,7 +34,7 @@ def test_dag_builds_the_report(workdir):
     html = (workdir / "report" / "index.html").read_text()
     assert "Table 1 analog" in html and "A(base)" in html
     table = (workdir / "report" / "tables" / "table1.csv").read_text()
-    assert "digits,1297,verified (2/2 runs" in table and ",no," in table and ",yes," in table
+    assert "digits,1297,verified at τ (2/2 runs" in table and "at init 2/2" in table and ",no," in table and ",yes," in table
     for aug in ("aug", "noaug"):
         for seed in (0, 1):
             cert = json.loads((workdir / f"results/runs/digits/{aug}/seed{seed}/recipe/certificate.json").read_text())

@@ -26,8 +26,11 @@ def collect_runs(metrics_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
             "tau_epoch": m["schedule"]["tau"] / m["schedule"]["iters_per_epoch"],
             **m["final"], "wall_seconds": m["wall_seconds"], "device": m["environment"].get("device"),
         }
+        init_path = path.parent.parent / "base" / "certificate_init.json"
+        init = read_json(init_path) if init_path.exists() else {}
         for key in CERT_FIELDS:
             row[f"cert_{key}"] = m.get("certificate", {}).get(key)
+            row[f"init_cert_{key}"] = init.get(key)
         runs.append(row)
         curve = pd.read_csv(path.with_name("curve.csv"))
         curve["dataset"], curve["augment"], curve["tau_epoch"] = m["dataset"], m["augment"], row["tau_epoch"]
@@ -57,11 +60,13 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
     for (dataset, augmented), group in main_runs(runs).groupby(["dataset", "augment"], sort=True):
         base, recipe = group[group.algorithm == "base"], group[group.algorithm == "recipe"]
         certified = int(recipe.cert_full_rank.astype(bool).sum())
+        at_init = int(base.init_cert_full_rank.astype(bool).sum())
         rows.append({
             "Dataset": dataset,
             "# training points": int(group.n_train.iloc[0]),
-            "Expressivity condition": (f"{'verified' if certified == len(recipe) else 'NOT verified'} "
-                                       f"({certified}/{len(recipe)} runs; min σ_min {recipe.cert_sigma_min.min():.2e})"),
+            "Expressivity condition": (f"{'verified' if certified == len(recipe) else 'NOT verified'} at τ "
+                                       f"({certified}/{len(recipe)} runs; min σ_min {recipe.cert_sigma_min.min():.2e}); "
+                                       f"at init {at_init}/{len(base)} (min σ_min {base.init_cert_sigma_min.min():.2e})"),
             "Augmentation": "yes" if augmented else "no",
             "Seeds": len(base),
             "base test error (%)": _mean_std(base.test_error),

@@ -61,7 +61,7 @@ def cmd_train_base(a: argparse.Namespace) -> None:
     from globalmin import train
 
     train.train_base(a.data, a.out_dir, a.seed, a.augment, a.model, a.train, a.tau_fraction, a.threads,
-                     tuple(a.ablation_tau))
+                     tuple(a.ablation_tau), a.certificate_method)
 
 
 def cmd_train_recipe(a: argparse.Namespace) -> None:
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", type=_json, required=True, help="train config section as JSON")
     s.add_argument("--tau-fraction", type=float, required=True)
     s.add_argument("--ablation-tau", type=float, nargs="*", default=[], help="extra tau fractions to save states at")
+    s.add_argument("--certificate-method", default="auto", choices=["auto", "svd", "qr"])
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=cmd_train_base)
 

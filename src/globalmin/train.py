@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from globalmin import augment as aug
 from globalmin import data as datamod
-from globalmin.certificate import certify, wide_features
+from globalmin.certificate import certify, choose_method, wide_features
 from globalmin.models import WideHeadResNet, build_model, parameter_groups
 from globalmin.runinfo import (UserError, derive_seed, environment, generator, resolve_device, save_torch,
                                write_json, write_text)
@@ -259,7 +259,7 @@ def _run_id(dataset: str, augmented: bool, seed: int, algorithm: str) -> str:
 
 def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented: bool, model_cfg: dict[str, Any],
                train_cfg: dict[str, Any], tau_fraction: float, threads: int | None = None,
-               ablation_fractions: tuple[float, ...] = ()) -> dict[str, Any]:
+               ablation_fractions: tuple[float, ...] = (), certificate_method: str = "auto") -> dict[str, Any]:
     """Run `base` for T iterations; save the full state at tau (and at each ablation tau), the final model,
     the curve and metrics. A(base) runs branch from these states, so phase 1 is trained once for all of them."""
     start_time = time.perf_counter()
@@ -290,6 +290,7 @@ def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented:
                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
     resume = Resume(out_dir, run_id, {**meta, "stops": stops})
+    certify_init(model, data, out_dir, run_id, certificate_method)
     model.train()
     start = resume.load(model, optimizer, ctx, lambda it: [out_dir / n for tau, s in stops.items() if tau < it
                                                            for _, n in s])
@@ -301,6 +302,15 @@ def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented:
     return _finish(model, ctx, out_dir, {**meta, "algorithm": "base", "tau_fraction": tau_fraction,
                                          "tau_ablation": False, "m_H": model.wide.out_features},
                    start_time - resume.elapsed, resume)
+
+
+def certify_init(model: WideHeadResNet, data: datamod.Prepared, out_dir: Path, run_id: str,
+                 method: str = "auto") -> dict[str, Any]:
+    """The expressivity certificate of the initial network (batch norm with its initial statistics)."""
+    certificate = certify(wide_features(model, data.x_train), choose_method(data.n_train, method))
+    certificate.update(run_id=run_id, stage="init", iteration=0)
+    write_json(out_dir / "certificate_init.json", certificate)
+    return certificate
 
 
 def load_tau_state(path: str | Path) -> dict[str, Any]:
@@ -373,7 +383,8 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     model.load_state_dict(state["model"])
     model.eval()  # batch norm statistics are fixed for all of phase 2
     perturbed = perturb(model, recipe_cfg["noise_on"], recipe_cfg["noise_scale"], seed)
-    certificate = certify(wide_features(model, data.x_train))
+    method = choose_method(data.n_train, recipe_cfg.get("certificate_method", "auto"))
+    certificate = certify(wide_features(model, data.x_train), method)
     certificate.update(run_id=run_id, stage="tau", iteration=schedule.tau, perturbed=perturbed,
                        noise_scale=recipe_cfg["noise_scale"])
     write_json(out_dir / "certificate.json", certificate)

@@ -11,12 +11,14 @@ rule train_base:
         curve="results/runs/{dataset}/{aug}/seed{seed}/base/curve.csv",
         model="results/runs/{dataset}/{aug}/seed{seed}/base/model.pt",
         tau_state="results/runs/{dataset}/{aug}/seed{seed}/base/tau_state.pt",
+        certificate_init="results/runs/{dataset}/{aug}/seed{seed}/base/certificate_init.json",
     params:
         out_dir=out_dir,
         model=as_json(config["model"]),
         train=as_json(config["train"]),
         tau=config["recipe"]["tau_fraction"],
         ablation=lambda w: " ".join(f"{f:g}" for f in ablation_fractions(w)),
+        certificate=config["recipe"]["certificate_method"],
     threads: config["train"]["threads"]
     resources:
         gpu=GPU_JOBS,
@@ -27,7 +29,8 @@ rule train_base:
     shell:
         "globalmin train-base --data {input.data} --out-dir {params.out_dir} --seed {wildcards.seed}"
         " --augment {wildcards.aug} --model {params.model:q} --train {params.train:q}"
-        " --tau-fraction {params.tau} --ablation-tau {params.ablation} --threads {threads} > {log} 2>&1"
+        " --tau-fraction {params.tau} --ablation-tau {params.ablation} --certificate-method {params.certificate}"
+        " --threads {threads} > {log} 2>&1"
 
 
 # The ablated data sets' base runs also write the extra tau-states; for them this rule wins over train_base.
@@ -40,6 +43,7 @@ use rule train_base as train_base_ablated with:
         curve="results/runs/{dataset}/{aug}/seed{seed}/base/curve.csv",
         model="results/runs/{dataset}/{aug}/seed{seed}/base/model.pt",
         tau_state="results/runs/{dataset}/{aug}/seed{seed}/base/tau_state.pt",
+        certificate_init="results/runs/{dataset}/{aug}/seed{seed}/base/certificate_init.json",
         ablation=expand(
             "results/runs/{{dataset}}/{{aug}}/seed{{seed}}/base/tau_state_{frac}.pt",
             frac=[f"{f:g}" for f in ABLATION["fractions"]],
