@@ -29,6 +29,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/recipe.smk"
 include: "workflow/rules/expressivity.smk"
+include: "workflow/rules/ntk.smk"
 include: "workflow/rules/report.smk"
 
 

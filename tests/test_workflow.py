@@ -41,9 +41,9 @@ def test_dag_builds_the_report(workdir):
             assert cert["n"] == 1297 and f"digits/{aug}/seed{seed}/recipe" in html
     assert "τ ablation" in html and (workdir / "results/runs/digits/aug/seed1/recipe_0.5/certificate.json").exists()
     ids = [c["id"] for c in json.loads((workdir / "results" / "claims.json").read_text())["claims"]]
-    assert ids == ["R1", "R2", "R3", "F1", "F2"]
+    assert ids == ["R1", "R2", "R3", "F1", "F2", "A1", "A2", "A3", "A4", "A5"]
     assert all((workdir / "report" / "figures" / f).stat().st_size > 0
-               for f in ("curves.png", "curves.pdf", "sigma_min.png", "fc_theory.png"))
+               for f in ("curves.png", "curves.pdf", "sigma_min.png", "fc_theory.png", "ntk.png"))
     assert "Fully-connected theory check" in html
 
 
@@ -58,7 +58,7 @@ def test_editing_plot_code_reruns_only_figures_and_report(workdir):
     plan = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", "--quiet", "rules")
     assert plan.returncode == 0
     rules = {line.split()[0] for line in plan.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
-    assert rules == {"figures", "fc_theory_figure", "report", "all", "total"}
+    assert rules == {"figures", "fc_theory_figure", "ntk_figure", "report", "all", "total"}
 
 
 def test_lint_is_clean_and_snakemake_report_works(workdir):

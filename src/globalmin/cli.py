@@ -114,14 +114,29 @@ def cmd_fc_theory(a: argparse.Namespace) -> None:
     claims.write_fragment(a.claims, "fc_theory", fc_theory.theory_claims(runs, [str(out / "runs.csv")]))
 
 
+def cmd_ntk(a: argparse.Namespace) -> None:
+    """Run the NTK-regime study (Allen-Zhu, Li & Song): width and depth sweeps, claims A1-A5."""
+    from globalmin import claims, ntk
+    from globalmin.runinfo import write_text
+
+    out = Path(a.out_dir)
+    runs, curves = ntk.run_study(a.config)
+    write_text(out / "runs.csv", runs.to_csv(index=False))
+    write_text(out / "curves.csv", curves.to_csv(index=False))
+    claims.write_fragment(a.claims, "ntk", ntk.ntk_claims(runs, a.config, [str(out / "runs.csv")]))
+
+
 def cmd_figures(a: argparse.Namespace) -> None:
-    """Draw the Recipe figures (--tables) or the fully-connected theory figure (--fc-theory)."""
+    """Draw the Recipe figures (--tables), or the fully-connected theory (--fc-theory) or NTK (--ntk) figure."""
     import pandas as pd
 
     from globalmin import figures
 
     if a.fc_theory:
         figures.plot_fc_theory(pd.read_csv(a.fc_theory), Path(a.out_dir) / "fc_theory.png")
+        return
+    if a.ntk:
+        figures.plot_ntk(pd.read_csv(a.ntk), a.ntk_depth, Path(a.out_dir) / "ntk.png")
         return
     tables = Path(a.tables)
     figures.plot_curves(pd.read_csv(tables / "curves.csv"), Path(a.out_dir) / "curves.png")
@@ -206,9 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--claims", required=True, help="claims fragment to write")
     s.set_defaults(func=cmd_fc_theory)
 
+    s = sub.add_parser("ntk", help=cmd_ntk.__doc__)
+    s.add_argument("--config", type=_json, required=True, help="ntk config section as JSON")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--claims", required=True, help="claims fragment to write")
+    s.set_defaults(func=cmd_ntk)
+
     s = sub.add_parser("figures", help=cmd_figures.__doc__)
     s.add_argument("--tables", help="Recipe tables folder")
     s.add_argument("--fc-theory", help="fully-connected theory runs CSV")
+    s.add_argument("--ntk", help="NTK study runs CSV")
+    s.add_argument("--ntk-depth", type=int, default=2, help="depth of the NTK width sweep")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=cmd_figures)
 

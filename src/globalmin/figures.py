@@ -77,6 +77,32 @@ def plot_fc_theory(runs: pd.DataFrame, png: str | Path) -> list[Path]:
     return save(grid.figure, png)
 
 
+def plot_ntk(runs: pd.DataFrame, depth: int, png: str | Path) -> list[Path]:
+    """NTK study: weight movement, flip fraction, kernel change and rate ratio against width m (log-log)."""
+    import numpy as np
+
+    width = runs[runs.depth == depth].assign(rate_ratio=lambda f: f.measured_log_rate / f.predicted_log_rate)
+    panels = [("weight_movement", "‖W_T − W_0‖_F", -0.5), ("flip_fraction", "fraction of ReLU signs flipped", -1 / 3),
+              ("kernel_change", "‖K_T − K_0‖_F / ‖K_0‖_F", -0.5), ("rate_ratio", "measured / predicted log-rate", 0)]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+    for ax, (column, label, predicted) in zip(axes, panels):
+        sns.scatterplot(data=width, x="m", y=column, hue="seed", palette="deep", ax=ax, legend=ax is axes[0])
+        ax.set_xscale("log")
+        if column != "rate_ratio":
+            ax.set_yscale("log")
+            slope, intercept = np.polyfit(np.log(width.m), np.log(width[column]), 1)
+            grid = np.geomspace(width.m.min(), width.m.max(), 20)
+            ax.plot(grid, np.exp(intercept) * grid ** slope, color="black", linewidth=1,
+                    label=f"fit: slope {slope:.2f} (theory {predicted:.2f})")
+            ax.legend(fontsize="x-small")
+        else:
+            ax.axhline(1.0, color="grey", linestyle=":")
+        ax.set_ylabel(label)
+        ax.set_xlabel("width m")
+    fig.tight_layout()
+    return save(fig, png)
+
+
 def plot_sigma_min(runs: pd.DataFrame, png: str | Path) -> list[Path]:
     """σ_min of the wide-layer features at tau, one point per A(base) run, with the rank tolerance."""
     certs = runs[(runs.algorithm == "recipe") & ~runs.tau_ablation.astype(bool)].copy()

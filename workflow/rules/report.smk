@@ -15,7 +15,7 @@ ALL_METRICS = expand(
 )
 TABLES = ["runs.csv", "curves.csv", "table1.csv", "table1.html", "table1.tex", "ablation.csv", "ablation.html"]
 FIGURES = ["report/figures/curves.png", "report/figures/phase2.png", "report/figures/sigma_min.png",
-           "report/figures/fc_theory.png"]
+           "report/figures/fc_theory.png", "report/figures/ntk.png"]
 
 
 rule aggregate:
@@ -59,7 +59,7 @@ rule claims_recipe:
 
 rule claims:
     input:
-        fragments=["results/claims/recipe.json", "results/claims/fc_theory.json"],
+        fragments=["results/claims/recipe.json", "results/claims/fc_theory.json", "results/claims/ntk.json"],
         code=code("claims.py"),
     output:
         report("results/claims.json", caption="../report/claims.rst", category="Claims"),

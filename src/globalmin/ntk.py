@@ -1,0 +1,193 @@
+"""The NTK (lazy) regime of Allen-Zhu, Li & Song (ICML 2019): does over-parameterised GD stay near its init?
+
+Their setting: inputs on the unit sphere with a constant coordinate, h_0 = relu(A x), h_l = relu(W_l h_{l-1}),
+y = B h_L, entries N(0, 2/m) for A and W_l and N(0, 1/d_out) for B, only W_1..W_L trained, summed squared loss
+F = 1/2 sum_i ||y_i - f(x_i)||^2, full-batch GD with eta = c / lambda_max(K_0). The paper is theoretical, so
+this study measures the predicted *scalings* in the width m, not its constants (claims A1-A5).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from torch.func import jacrev
+
+from globalmin.runinfo import derive_seed
+
+
+def sphere_inputs(n: int, d: int, seed: int) -> torch.Tensor:
+    """n points with norm 1 whose last coordinate is the constant 1/sqrt(2) (the paper's non-degenerate inputs)."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, "ntk-x"))
+    z = torch.randn(n, d - 1, generator=gen, dtype=torch.float64)
+    z = z / z.norm(dim=1, keepdim=True) / math.sqrt(2.0)
+    return torch.cat([z, torch.full((n, 1), 1 / math.sqrt(2.0), dtype=torch.float64)], dim=1)
+
+
+def init_network(d: int, m: int, depth: int, d_out: int, seed: int) -> dict[str, torch.Tensor]:
+    """A (m x d), W_1..W_L (m x m) with N(0, 2/m) entries and B (d_out x m) with N(0, 1/d_out), float64."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, "ntk-init"))
+    params = {"A": torch.randn(m, d, generator=gen, dtype=torch.float64) * math.sqrt(2 / m)}
+    for layer in range(1, depth + 1):
+        params[f"W{layer}"] = torch.randn(m, m, generator=gen, dtype=torch.float64) * math.sqrt(2 / m)
+    params["B"] = torch.randn(d_out, m, generator=gen, dtype=torch.float64) * math.sqrt(1 / d_out)
+    return params
+
+
+def forward(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor,
+            return_preacts: bool = False):
+    """Outputs (n x d_out), and optionally the pre-activations of the trained layers."""
+    h = torch.relu(x @ fixed["A"].T)
+    pre = []
+    for layer in range(1, len(trained) + 1):
+        z = h @ trained[f"W{layer}"].T
+        pre.append(z)
+        h = torch.relu(z)
+    out = h @ fixed["B"].T
+    return (out, pre) if return_preacts else out
+
+
+def empirical_ntk(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """K = J J^T over the trained weights (torch.func.jacrev), shape (n d_out) x (n d_out)."""
+    jac = jacrev(lambda p: forward(p, fixed, x).reshape(-1))(trained)
+    flat = torch.cat([j.reshape(j.shape[0], -1) for j in jac.values()], dim=1)
+    return flat @ flat.T
+
+
+def ntk_closed_form_one_layer(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor],
+                              x: torch.Tensor) -> torch.Tensor:
+    """The exact NTK of the depth-1 net with d_out = 1: K_ij = <h0_i, h0_j> sum_k B_k^2 1[z_ik > 0] 1[z_jk > 0]."""
+    h0 = torch.relu(x @ fixed["A"].T)
+    active = (h0 @ trained["W1"].T > 0).to(torch.float64) * fixed["B"][0]
+    return (h0 @ h0.T) * (active @ active.T)
+
+
+def movement(init: dict[str, torch.Tensor], final: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor],
+             x: torch.Tensor, k0: torch.Tensor | None = None) -> dict[str, float]:
+    """How far training moved: weight distance per layer and in total, ReLU sign flips, relative kernel change."""
+    _, pre0 = forward(init, fixed, x, return_preacts=True)
+    _, pre_t = forward(final, fixed, x, return_preacts=True)
+    flips = sum(int(((a > 0) != (b > 0)).sum()) for a, b in zip(pre0, pre_t)) / sum(a.numel() for a in pre0)
+    k0 = empirical_ntk(init, fixed, x) if k0 is None else k0
+    k_t = empirical_ntk(final, fixed, x)
+    per_layer = {k: float((final[k] - init[k]).norm()) for k in final}
+    total = float(np.sqrt(sum(v ** 2 for v in per_layer.values())))
+    return {"weight_movement": total, "weight_movement_max_layer": max(per_layer.values()),
+            "relative_weight_movement": total / float(np.sqrt(sum(float(init[k].norm()) ** 2 for k in init))),
+            "flip_fraction": flips, "kernel_change": float((k_t - k0).norm() / k0.norm())}
+
+
+def train_gd(x: torch.Tensor, y: torch.Tensor, m: int, depth: int, seed: int, c: float, steps: int) -> dict[str, Any]:
+    """Full-batch GD on the trained layers; returns the run's metrics and its loss curve."""
+    params = init_network(x.shape[1], m, depth, y.shape[1], seed)
+    fixed = {"A": params.pop("A"), "B": params.pop("B")}
+    init = {k: v.clone() for k, v in params.items()}
+    k0 = empirical_ntk(params, fixed, x)
+    eig0 = torch.linalg.eigvalsh(k0)
+    lam_min, lam_max = float(eig0[0]), float(eig0[-1])
+    eta = c / lam_max
+    losses, pl_ratios = [], []
+    trained = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    for _ in range(steps):
+        loss = 0.5 * ((forward(trained, fixed, x) - y) ** 2).sum()
+        grads = torch.autograd.grad(loss, list(trained.values()))
+        grad_sq = sum(float((g ** 2).sum()) for g in grads)
+        losses.append(float(loss.detach()))
+        pl_ratios.append(grad_sq / float(loss.detach()))
+        with torch.no_grad():
+            for p, g in zip(trained.values(), grads):
+                p -= eta * g
+    final = {k: v.detach() for k, v in trained.items()}
+    losses.append(float(0.5 * ((forward(final, fixed, x) - y) ** 2).sum()))
+    half = len(losses) // 2
+    fit = stats.linregress(np.arange(half, len(losses)), np.log(losses[half:]))
+    return {
+        "m": m, "depth": depth, "seed": seed, "eta": eta, "lambda_min_K0": lam_min, "lambda_max_K0": lam_max,
+        "predicted_log_rate": -2 * eta * lam_min, "measured_log_rate": float(fit.slope),
+        "log_loss_r2": float(fit.rvalue ** 2), "loss_ratio": losses[-1] / losses[0],
+        **movement(init, final, fixed, x, k0),
+        "pl_min": float(min(pl_ratios)), "pl_bound": 2 * lam_min,
+    }, losses
+
+
+def run_study(cfg: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The width sweep (at cfg depth) and the depth sweep (at cfg depth_sweep_width): runs and loss curves."""
+    runs, curves = [], []
+    combos = [(m, cfg["depth"]) for m in cfg["widths"]] + [(cfg["depth_sweep_width"], d) for d in cfg["depths"]
+                                                             if d != cfg["depth"] or cfg["depth_sweep_width"]
+                                                             not in cfg["widths"]]
+    for seed in cfg["seeds"]:
+        x = sphere_inputs(cfg["n"], cfg["d"], seed)
+        gen = torch.Generator().manual_seed(derive_seed(seed, "ntk-y"))
+        y = torch.randn(cfg["n"], cfg["d_out"], generator=gen, dtype=torch.float64)
+        for m, depth in combos:
+            torch.manual_seed(derive_seed(seed, "ntk", m, depth))
+            metrics, losses = train_gd(x, y, m, depth, seed, cfg["c"], cfg["steps"])
+            runs.append(metrics)
+            curves.append(pd.DataFrame({"m": m, "depth": depth, "seed": seed, "step": range(len(losses)),
+                                        "loss": losses}))
+    return pd.DataFrame(runs), pd.concat(curves, ignore_index=True)
+
+
+def width_slope(runs: pd.DataFrame, column: str, depth: int) -> dict[str, float]:
+    """Log-log slope of `column` against m (all seeds), with its 95% confidence interval."""
+    sub = runs[(runs.depth == depth) & (runs[column] > 0)]
+    fit = stats.linregress(np.log(sub.m), np.log(sub[column]))
+    half = float(stats.t.ppf(0.975, len(sub) - 2) * fit.stderr) if len(sub) > 2 else float("inf")
+    return {"slope": float(fit.slope), "ci95": [float(fit.slope) - half, float(fit.slope) + half], "points": len(sub)}
+
+
+def ntk_claims(runs: pd.DataFrame, cfg: dict[str, Any], evidence: list[str]) -> list[dict[str, Any]]:
+    """Verdicts for A1 (linear rate), A2 (weights), A3 (flips), A4 (kernel), A5 (PL ratio)."""
+    from globalmin.claims import make_claim
+
+    source = "Allen-Zhu, Li & Song, A Convergence Theory for Deep Learning via Over-Parameterization (ICML 2019)"
+    band = cfg["slope_band"]
+    widest = runs[(runs.depth == cfg["depth"]) & (runs.m == runs.m.max())]
+    ratio = (widest.measured_log_rate / widest.predicted_log_rate)
+    a1_ok = bool((widest.log_loss_r2 > 0.99).all() and (abs(ratio - 1) <= cfg["rate_tolerance"]).all())
+    claims = [make_claim(
+        "A1", "GD converges linearly: log F(t) is a straight line whose slope approaches -2 eta lambda_min(K_0) "
+        "as m grows.", source, evidence,
+        {"widest_m": int(runs.m.max()), "rate_ratio_at_widest": ratio.round(4).tolist(),
+         "r2_at_widest": widest.log_loss_r2.round(5).tolist(),
+         "rate_ratio_by_m": runs[runs.depth == cfg["depth"]].groupby("m").apply(
+             lambda g: float((g.measured_log_rate / g.predicted_log_rate).mean()), include_groups=False).to_dict()},
+        "supported" if a1_ok else "not supported", reconstructed=False,
+        rule=f"supported when, at the largest width, the second half of every loss curve is log-linear "
+             f"(R^2 > 0.99) with slope within ±{cfg['rate_tolerance']:.0%} of -2 eta lambda_min(K_0)")]
+    for cid, column, statement, predicted in [
+        ("A2", "weight_movement", "Weights stay near init: ||W_T - W_0||_F shrinks like m^(-1/2).", -0.5),
+        ("A4", "kernel_change", "The kernel stays near K_0: ||K_T - K_0||_F / ||K_0||_F shrinks like m^(-1/2).", -0.5),
+    ]:
+        # The theorems bound these quantities by O(m^(-1/2)): a bound holds when the quantity shrinks at least
+        # that fast, so the verdict asks for a slope at or below the prediction (plus the band's tolerance).
+        fit = width_slope(runs, column, cfg["depth"])
+        relation = ("as predicted" if abs(fit["slope"] - predicted) <= band else
+                    "faster than predicted" if fit["slope"] < predicted else "slower than predicted")
+        claims.append(make_claim(cid, statement, source, evidence,
+                                 {**fit, "predicted_slope": predicted, "band": band, "relation": relation},
+                                 "supported" if fit["slope"] <= predicted + band else "not supported",
+                                 reconstructed=False,
+                                 rule=f"the theorem is an upper bound O(m^{predicted}): supported when the fitted "
+                                      f"log-log slope against m is at most {predicted + band} "
+                                      f"(prediction {predicted} plus a band of {band}); 'relation' says whether it "
+                                      f"is within ±{band} of the prediction or faster"))
+    flips = width_slope(runs, "flip_fraction", cfg["depth"])
+    claims.append(make_claim(
+        "A3", "Few activation patterns change: the fraction of flipped ReLU signs shrinks with m (bound m^(-1/3)).",
+        source, evidence, {**flips, "bound_slope": -1 / 3},
+        "supported" if flips["ci95"][1] < 0 else "not supported", reconstructed=False,
+        rule="supported when the 95% confidence interval of the log-log slope of the flip fraction against m lies "
+             "below 0 (the theory bounds it by m^(-1/3); the observed rate may be faster)"))
+    pl = (runs.pl_min / runs.pl_bound)
+    claims.append(make_claim(
+        "A5", "No bad critical points near init: ||grad F||^2 / F stays above 2 lambda_min(K) along the run.",
+        source, evidence, {"min_ratio_to_bound": float(pl.min()), "runs": len(runs)},
+        "supported" if pl.min() >= cfg["pl_fraction"] else "not supported", reconstructed=False,
+        rule=f"supported when in every run min_t ||grad F||^2 / F >= {cfg['pl_fraction']} x 2 lambda_min(K_0)"))
+    return sorted(claims, key=lambda c: c["id"])

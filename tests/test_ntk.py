@@ -1,0 +1,70 @@
+"""The NTK study: the empirical NTK against its closed form, movement metrics, GD in the lazy regime, verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from globalmin import ntk
+
+SMALL = {"n": 8, "d": 6, "d_out": 1, "widths": [64, 128, 256], "depth": 1, "depths": [1], "depth_sweep_width": 64,
+         "seeds": [0], "c": 1.0, "steps": 60, "slope_band": 0.25, "rate_tolerance": 0.25, "pl_fraction": 0.5}
+
+
+def _net(m: int, depth: int = 1, d_out: int = 1, seed: int = 0):
+    params = ntk.init_network(6, m, depth, d_out, seed)
+    return params, {"A": params.pop("A"), "B": params.pop("B")}
+
+
+def test_inputs_are_on_the_sphere_with_a_constant_coordinate():
+    x = ntk.sphere_inputs(10, 6, 0)
+    assert torch.allclose(x.norm(dim=1), torch.ones(10, dtype=torch.float64))
+    assert torch.allclose(x[:, -1], torch.full((10,), 1 / math.sqrt(2), dtype=torch.float64))
+
+
+def test_init_follows_the_paper():
+    params = ntk.init_network(6, 2000, 2, 3, 0)
+    assert abs(params["W1"].var().item() - 2 / 2000) < 2e-5 and abs(params["B"].var().item() - 1 / 3) < 0.05
+
+
+def test_torch_func_ntk_equals_the_closed_form():
+    trained, fixed = _net(64)
+    x = ntk.sphere_inputs(12, 6, 1)
+    k = ntk.empirical_ntk(trained, fixed, x)
+    assert torch.allclose(k, ntk.ntk_closed_form_one_layer(trained, fixed, x), rtol=1e-12, atol=1e-12)
+    assert torch.linalg.eigvalsh(k)[0] > 0  # distinct inputs: positive definite
+
+
+def test_movement_metrics_are_zero_for_an_untrained_net():
+    trained, fixed = _net(32, depth=2)
+    metrics = ntk.movement(trained, {k: v.clone() for k, v in trained.items()}, fixed, ntk.sphere_inputs(8, 6, 0))
+    assert metrics["weight_movement"] == metrics["flip_fraction"] == metrics["kernel_change"] == 0.0
+
+
+def test_gd_converges_linearly_and_moves_less_when_wider():
+    x = ntk.sphere_inputs(8, 6, 0)
+    y = torch.randn(8, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    narrow, _ = ntk.train_gd(x, y, 32, 1, 0, 1.0, 80)
+    wide, losses = ntk.train_gd(x, y, 512, 1, 0, 1.0, 80)
+    assert losses[-1] < 1e-2 * losses[0] and wide["log_loss_r2"] > 0.99
+    assert wide["weight_movement"] < narrow["weight_movement"] and wide["kernel_change"] < narrow["kernel_change"]
+    assert wide["pl_min"] >= 0.5 * wide["pl_bound"]
+
+
+def test_study_claims_have_verdicts():
+    runs, curves = ntk.run_study(SMALL)
+    assert len(runs) == 3 and set(curves.m) == {64, 128, 256}
+    claims = {c["id"]: c for c in ntk.ntk_claims(runs, SMALL, ["runs.csv"])}
+    assert set(claims) == {"A1", "A2", "A3", "A4", "A5"}
+    assert all(c["verdict"] in ("supported", "not supported", "inconclusive") for c in claims.values())
+    assert claims["A2"]["measured"]["slope"] < 0  # weights move less when wider, even at this tiny scale
+
+
+@pytest.mark.parametrize("slope, verdict", [(-0.9, "supported"), (-0.4, "supported"), (-0.1, "not supported")])
+def test_bound_claims_accept_faster_shrinking(slope, verdict, monkeypatch):
+    runs, _ = ntk.run_study({**SMALL, "steps": 10})
+    monkeypatch.setattr(ntk, "width_slope", lambda *a: {"slope": slope, "ci95": [slope - 0.1, slope + 0.1]})
+    a2 = next(c for c in ntk.ntk_claims(runs, SMALL, []) if c["id"] == "A2")
+    assert a2["verdict"] == verdict
