@@ -67,7 +67,17 @@ def test_interrupted_recipe_resumes_to_identical_results(digits_file, tmp_path, 
         train.train_recipe(digits_file, tau_state, tmp_path / "resumed", RECIPE)
     monkeypatch.setattr(train, "sgd_step", real_step)
     assert (tmp_path / "resumed" / train.RESUME_FILE).exists() and not (tmp_path / "resumed" / "metrics.json").exists()
+    (tmp_path / "resumed" / "certificate.json").unlink()  # Snakemake deletes a failed job's declared outputs
+
+    def no_second_certificate(*args, **kwargs):
+        raise AssertionError("a resumed A(base) run must reuse its certificate, not recompute it")
+
+    monkeypatch.setattr(train, "certify", no_second_certificate)
     resumed = train.train_recipe(digits_file, tau_state, tmp_path / "resumed", RECIPE)
+    certs = [json.loads((tmp_path / d / "certificate.json").read_text()) for d in ("clean", "resumed")]
+    for cert in certs:
+        cert.pop("seconds")  # time taken differs between the two computations
+    assert certs[0] == certs[1]
     assert resumed["final"] == clean["final"]
     assert (tmp_path / "clean" / "curve.csv").read_text() == (tmp_path / "resumed" / "curve.csv").read_text()
 

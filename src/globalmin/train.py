@@ -191,12 +191,14 @@ class Resume:
     def __init__(self, out_dir: Path, run_id: str, identity: Any):
         self.path, self.run_id, self.key = out_dir / RESUME_FILE, run_id, fingerprint(identity)
         self.elapsed = 0.0  # wall seconds spent before the resumed attempt
+        self.extra: dict[str, Any] = {}  # results computed once per run (A(base)'s certificate), kept across resumes
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext, iteration: int,
              started: float) -> None:
         """Record the state after `iteration` iterations."""
         save_torch(self.path, {"run_id": self.run_id, "fingerprint": self.key, "iteration": iteration,
                                "rows": ctx.rows, "elapsed": self.elapsed + time.perf_counter() - started,
+                               "extra": self.extra,
                                "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext,
@@ -216,7 +218,7 @@ class Resume:
             return None
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        ctx.rows, self.elapsed = state["rows"], state["elapsed"]
+        ctx.rows, self.elapsed, self.extra = state["rows"], state["elapsed"], state.get("extra", {})
         log.info("%s: resuming from iteration %d of %d (%s)", self.run_id, state["iteration"], ctx.schedule.total,
                  self.path)
         return state["iteration"]
@@ -382,21 +384,27 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     model = build_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train).to(device)
     model.load_state_dict(state["model"])
     model.eval()  # batch norm statistics are fixed for all of phase 2
-    perturbed = perturb(model, recipe_cfg["noise_on"], recipe_cfg["noise_scale"], seed)
-    method = choose_method(data.n_train, recipe_cfg.get("certificate_method", "auto"))
-    certificate = certify(wide_features(model, data.x_train), method)
-    certificate.update(run_id=run_id, stage="tau", iteration=schedule.tau, perturbed=perturbed,
-                       noise_scale=recipe_cfg["noise_scale"])
-    write_json(out_dir / "certificate.json", certificate)
     optimizer, trained = _phase2_optimizer(model, state, recipe_cfg["phase2_trains"], train_cfg)
     ctx = RunContext(run_id, "recipe", seed, data, train_cfg, schedule, milestones,
                      aug.spec_for(data.name) if augmented else None, device)
     resume = Resume(out_dir, run_id, {"tau_state": {k: state[k] for k in ("run_id", "iteration", "config")},
                                       "recipe": recipe_cfg})
     start = resume.load(model, optimizer, ctx)
+    if start is not None and "certificate" not in resume.extra:  # written by an older version: start over
+        log.warning("%s: %s holds no certificate; starting phase 2 over", run_id, resume.path)
+        model.load_state_dict(state["model"])
+        optimizer, trained = _phase2_optimizer(model, state, recipe_cfg["phase2_trains"], train_cfg)
+        ctx.rows, resume.elapsed, start = [], 0.0, None
     if start is None:
-        start = schedule.tau
+        start = schedule.tau  # a fresh start: the transition at tau, then the first curve row
+        perturbed = perturb(model, recipe_cfg["noise_on"], recipe_cfg["noise_scale"], seed)
+        method = choose_method(data.n_train, recipe_cfg.get("certificate_method", "auto"))
+        resume.extra["certificate"] = {
+            **certify(wide_features(model, data.x_train), method), "run_id": run_id, "stage": "tau",
+            "iteration": schedule.tau, "perturbed": perturbed, "noise_scale": recipe_cfg["noise_scale"]}
         ctx.log_row(model, schedule.tau, 2, lr_at(schedule.tau, schedule, train_cfg, milestones))
+    certificate = resume.extra["certificate"]  # resumed runs reuse it: the perturbed model is in the resume file
+    write_json(out_dir / "certificate.json", certificate)
     run_iterations(model, optimizer, ctx, start, schedule.total, phase=2,
                    epoch_end=lambda it: resume.save(model, optimizer, ctx, it, start_time))
     meta = {"run_id": run_id, "algorithm": "recipe", "tau_fraction": tau_fraction, "tau_ablation": ablation,
