@@ -68,3 +68,20 @@ def test_bound_claims_accept_faster_shrinking(slope, verdict, monkeypatch):
     monkeypatch.setattr(ntk, "width_slope", lambda *a: {"slope": slope, "ci95": [slope - 0.1, slope + 0.1]})
     a2 = next(c for c in ntk.ntk_claims(runs, SMALL, []) if c["id"] == "A2")
     assert a2["verdict"] == verdict
+
+
+def test_memorisation_fits_true_and_random_labels_and_the_claim_reads_the_widest():
+    cfg = {"n": 40, "widths": [32, 128], "depth": 2, "lr": 1.0, "max_steps": 400, "seeds": [0]}
+    runs = ntk.run_memorisation(cfg)
+    assert set(runs["labels"]) == {"true", "random"} and len(runs) == 4
+    widest = runs[runs.m == 128]
+    assert (widest.train_accuracy == 1.0).all() and widest.steps_to_100.notna().all()
+    assert ntk.memorisation_claim(runs, cfg, [])["verdict"] == "supported"
+    starved = ntk.run_memorisation({**cfg, "widths": [128], "max_steps": 1})
+    assert (starved.train_accuracy < 1.0).all() and starved.steps_to_100.isna().all()
+    assert ntk.memorisation_claim(starved, {**cfg, "max_steps": 1}, [])["verdict"] == "not supported"
+
+
+def test_digits_on_the_sphere():
+    x, labels = ntk.digits_on_sphere(30, 0)
+    assert torch.allclose(x.norm(dim=1), torch.ones(30, dtype=torch.float64)) and set(labels.tolist()) <= set(range(10))

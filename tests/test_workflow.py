@@ -41,7 +41,7 @@ def test_dag_builds_the_report(workdir):
             assert cert["n"] == 1297 and f"digits/{aug}/seed{seed}/recipe" in html
     assert "τ ablation" in html and (workdir / "results/runs/digits/aug/seed1/recipe_0.5/certificate.json").exists()
     ids = [c["id"] for c in json.loads((workdir / "results" / "claims.json").read_text())["claims"]]
-    assert ids == ["R1", "R2", "R3", "F1", "F2", "A1", "A2", "A3", "A4", "A5"]
+    assert ids == ["R1", "R2", "R3", "F1", "F2", "A1", "A2", "A3", "A4", "A5", "A8"]
     assert all((workdir / "report" / "figures" / f).stat().st_size > 0
                for f in ("curves.png", "curves.pdf", "sigma_min.png", "fc_theory.png", "ntk.png"))
     assert "Fully-connected theory check" in html

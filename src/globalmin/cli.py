@@ -115,7 +115,7 @@ def cmd_fc_theory(a: argparse.Namespace) -> None:
 
 
 def cmd_ntk(a: argparse.Namespace) -> None:
-    """Run the NTK-regime study (Allen-Zhu, Li & Song): width and depth sweeps, claims A1-A5."""
+    """Run the NTK-regime study (Allen-Zhu, Li & Song): width and depth sweeps (A1-A5), memorisation (A8)."""
     from globalmin import claims, ntk
     from globalmin.runinfo import write_text
 
@@ -123,7 +123,11 @@ def cmd_ntk(a: argparse.Namespace) -> None:
     runs, curves = ntk.run_study(a.config)
     write_text(out / "runs.csv", runs.to_csv(index=False))
     write_text(out / "curves.csv", curves.to_csv(index=False))
-    claims.write_fragment(a.claims, "ntk", ntk.ntk_claims(runs, a.config, [str(out / "runs.csv")]))
+    memorised = ntk.run_memorisation(a.config["memorisation"])
+    write_text(out / "memorisation.csv", memorised.to_csv(index=False))
+    found = ntk.ntk_claims(runs, a.config, [str(out / "runs.csv")])
+    found.append(ntk.memorisation_claim(memorised, a.config["memorisation"], [str(out / "memorisation.csv")]))
+    claims.write_fragment(a.claims, "ntk", found)
 
 
 def cmd_figures(a: argparse.Namespace) -> None:

@@ -133,6 +133,58 @@ def run_study(cfg: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(runs), pd.concat(curves, ignore_index=True)
 
 
+def digits_on_sphere(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n real digits (centred, scaled onto the sphere with the constant coordinate) and their labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    gen = torch.Generator().manual_seed(derive_seed(seed, "a8-data"))
+    idx = torch.randperm(len(bunch.data), generator=gen)[:n]
+    z = torch.tensor(bunch.data[idx.numpy()], dtype=torch.float64)
+    z = z - z.mean(0)
+    x = torch.cat([z / z.norm(dim=1, keepdim=True) / math.sqrt(2.0),
+                   torch.full((n, 1), 1 / math.sqrt(2.0), dtype=torch.float64)], dim=1)
+    return x, torch.tensor(bunch.target[idx.numpy()])
+
+
+def memorise(x: torch.Tensor, labels: torch.Tensor, m: int, depth: int, seed: int, lr: float,
+             max_steps: int) -> dict[str, Any]:
+    """Full-batch GD on cross-entropy in the paper's parameterisation until 100% training accuracy (A8)."""
+    params = init_network(x.shape[1], m, depth, int(labels.max()) + 1, seed)
+    fixed = {"A": params.pop("A"), "B": params.pop("B")}
+    trained = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    steps_to_fit = None
+    for step in range(max_steps + 1):
+        out = forward(trained, fixed, x)
+        if bool((out.argmax(1) == labels).all()):
+            steps_to_fit = step
+            break
+        if step == max_steps:
+            break
+        loss = torch.nn.functional.cross_entropy(out, labels)
+        grads = torch.autograd.grad(loss, list(trained.values()))
+        with torch.no_grad():
+            for p, g in zip(trained.values(), grads):
+                p -= lr * g
+    with torch.no_grad():
+        out = forward(trained, fixed, x)
+        accuracy = float((out.argmax(1) == labels).double().mean())
+        loss = float(torch.nn.functional.cross_entropy(out, labels))
+    return {"m": m, "seed": seed, "steps_to_100": steps_to_fit, "train_accuracy": accuracy, "final_loss": loss}
+
+
+def run_memorisation(cfg: dict[str, Any]) -> pd.DataFrame:
+    """A8: true and randomly permuted digit labels at each width; one row per run."""
+    rows = []
+    for seed in cfg["seeds"]:
+        x, labels = digits_on_sphere(cfg["n"], seed)
+        gen = torch.Generator().manual_seed(derive_seed(seed, "a8-shuffle"))
+        for kind, y in (("true", labels), ("random", labels[torch.randperm(len(labels), generator=gen)])):
+            for m in cfg["widths"]:
+                rows.append({"labels": kind, **memorise(x, y, m, cfg["depth"], seed, cfg["lr"], cfg["max_steps"])})
+    return pd.DataFrame(rows)
+
+
 def width_slope(runs: pd.DataFrame, column: str, depth: int) -> dict[str, float]:
     """Log-log slope of `column` against m (all seeds), with its 95% confidence interval."""
     sub = runs[(runs.depth == depth) & (runs[column] > 0)]
@@ -191,3 +243,22 @@ def ntk_claims(runs: pd.DataFrame, cfg: dict[str, Any], evidence: list[str]) -> 
         "supported" if pl.min() >= cfg["pl_fraction"] else "not supported", reconstructed=False,
         rule=f"supported when in every run min_t ||grad F||^2 / F >= {cfg['pl_fraction']} x 2 lambda_min(K_0)"))
     return sorted(claims, key=lambda c: c["id"])
+
+
+def memorisation_claim(runs: pd.DataFrame, cfg: dict[str, Any], evidence: list[str]) -> dict[str, Any]:
+    """A8: at the largest width, GD on cross-entropy reaches 100% training accuracy on true and random labels."""
+    from globalmin.claims import make_claim
+
+    widest = runs[runs.m == runs.m.max()]
+    by = runs.groupby(["labels", "m"]).agg(fitted=("train_accuracy", lambda a: int((a == 1.0).sum())),
+                                           runs=("train_accuracy", "size"),
+                                           median_steps=("steps_to_100", "median")).reset_index()
+    return make_claim(
+        "A8", "Over-parameterised nets trained by GD reach 100% training accuracy with cross-entropy, also on "
+        "random labels.", "Allen-Zhu, Li & Song, A Convergence Theory for Deep Learning via Over-Parameterization "
+        "(ICML 2019)", evidence,
+        {"n": cfg["n"], "depth": cfg["depth"], "max_steps": cfg["max_steps"], "widest_m": int(runs.m.max()),
+         "by_labels_and_width": by.to_dict("records")},
+        "supported" if (widest.train_accuracy == 1.0).all() else "not supported", reconstructed=False,
+        rule=f"supported when every run at the largest width, with true and with randomly permuted labels, "
+             f"reaches 100% training accuracy on {cfg['n']} digits within {cfg['max_steps']} full-batch GD steps")

@@ -7,6 +7,7 @@ rule ntk:
     output:
         runs="results/studies/ntk/runs.csv",
         curves="results/studies/ntk/curves.csv",
+        memorisation="results/studies/ntk/memorisation.csv",
         claims="results/claims/ntk.json",
     params:
         out_dir=out_dir,
