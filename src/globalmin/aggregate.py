@@ -26,8 +26,8 @@ def collect_runs(metrics_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
             "tau_epoch": m["schedule"]["tau"] / m["schedule"]["iters_per_epoch"],
             **m["final"], "wall_seconds": m["wall_seconds"], "device": m["environment"].get("device"),
         }
-        init_path = path.parent.parent / "base" / "certificate_init.json"
-        init = read_json(init_path) if init_path.exists() else {}
+        # A base run's folder also holds the certificate of its initial network (recipe rows have none).
+        init = read_json(path.with_name("certificate_init.json")) if m["algorithm"] == "base" else {}
         for key in CERT_FIELDS:
             row[f"cert_{key}"] = m.get("certificate", {}).get(key)
             row[f"init_cert_{key}"] = init.get(key)

@@ -27,13 +27,18 @@ def save(fig: plt.Figure, png: str | Path) -> list[Path]:
     return paths
 
 
+def _setting(frame: pd.DataFrame) -> pd.Series:
+    """Panel label of each row: '<data set>, augmentation on|off'."""
+    return frame.dataset + ", augmentation " + frame.augment.map({True: "on", False: "off"})
+
+
 def plot_curves(curves: pd.DataFrame, png: str | Path) -> list[Path]:
     """Training objective and test error against epochs, base vs A(base), mean and sd over seeds, tau marked."""
     curves = curves[~curves.tau_ablation.astype(bool)]
     long = curves.melt(id_vars=["dataset", "augment", "algorithm", "seed", "epoch", "tau_epoch"],
                        value_vars=list(METRIC_LABELS), var_name="metric")
     long["algorithm"] = long.algorithm.map(ALGORITHM_LABELS)
-    long["run"] = long.dataset + ", augmentation " + long.augment.map({True: "on", False: "off"})
+    long["run"] = _setting(long)
     grid = sns.relplot(data=long, x="epoch", y="value", hue="algorithm", style="algorithm", row="metric",
                        col="run", kind="line", errorbar=("pi", 100), height=2.8, aspect=1.4,
                        facet_kws={"sharey": "row", "sharex": "col"})
@@ -52,7 +57,7 @@ def plot_phase2(curves: pd.DataFrame, png: str | Path) -> list[Path]:
     """Zoom on phase 2: training objective from tau to T, one line per seed, base and A(base) side by side."""
     late = curves[(curves.epoch >= curves.tau_epoch) & ~curves.tau_ablation.astype(bool)].copy()
     late["algorithm"] = late.algorithm.map(ALGORITHM_LABELS)
-    late["run"] = late.dataset + ", augmentation " + late.augment.map({True: "on", False: "off"})
+    late["run"] = _setting(late)
     grid = sns.relplot(data=late, x="epoch", y="train_objective", hue="algorithm", style="algorithm",
                        units="seed", estimator=None, col="run", kind="line", marker="o", height=2.8, aspect=1.3,
                        facet_kws={"sharey": False, "sharex": False}, alpha=0.8)
@@ -106,7 +111,7 @@ def plot_ntk(runs: pd.DataFrame, depth: int, png: str | Path) -> list[Path]:
 def plot_sigma_min(runs: pd.DataFrame, png: str | Path) -> list[Path]:
     """σ_min of the wide-layer features at tau, one point per A(base) run, with the rank tolerance."""
     certs = runs[(runs.algorithm == "recipe") & ~runs.tau_ablation.astype(bool)].copy()
-    certs["run"] = certs.dataset + ", augmentation " + certs.augment.map({True: "on", False: "off"})
+    certs["run"] = _setting(certs)
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     sns.stripplot(data=certs, x="run", y="cert_sigma_min", hue="seed", palette="deep", size=7, jitter=0.15, ax=ax)
     sns.scatterplot(data=certs, x="run", y="cert_tolerance", marker="_", s=600, color="black",

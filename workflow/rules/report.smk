@@ -22,6 +22,7 @@ rule aggregate:
     input:
         metrics=ALL_METRICS,
         curves=[m.replace("metrics.json", "curve.csv") for m in ALL_METRICS],
+        certificates_init=[m.replace("metrics.json", "certificate_init.json") for m in ALL_METRICS if "/base/" in m],
         code=code("aggregate.py"),
     output:
         expand("results/tables/{name}", name=TABLES),
