@@ -30,6 +30,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/recipe.smk"
 include: "workflow/rules/expressivity.smk"
 include: "workflow/rules/ntk.smk"
+include: "workflow/rules/local_minima.smk"
 include: "workflow/rules/report.smk"
 
 

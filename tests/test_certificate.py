@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from globalmin.certificate import certify, wide_features
+from globalmin.certificate import (certify, certify_model, certify_qr, factor_in_place, feature_matrix,
+                                   inverse_frobenius, scratch_matrix, solve_lower, solve_upper)
 from globalmin.models import build_model
 
 
@@ -38,16 +39,16 @@ def test_duplicated_inputs_make_features_rank_deficient():
     torch.manual_seed(0)
     model = build_model({"widths": [4], "blocks": [1], "wide_activation": "tanh"}, 1, 10, 64).eval()
     x = torch.rand(40, 1, 8, 8)
-    assert certify(wide_features(model, x))["full_rank"]
+    assert certify(feature_matrix(model, x))["full_rank"]
     x[7] = x[3]
-    cert = certify(wide_features(model, x))
+    cert = certify(feature_matrix(model, x))
     assert not cert["full_rank"] and cert["rank"] == 39
 
 
 def test_features_are_computed_without_touching_the_model():
     model = build_model({"widths": [4], "blocks": [1]}, 1, 10, 16).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    feats = wide_features(model, torch.rand(10, 1, 8, 8))
+    feats = feature_matrix(model, torch.rand(10, 1, 8, 8))
     assert feats.dtype == torch.float64 and model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -81,3 +82,65 @@ def test_qr_method_on_random_features_and_wide_short_cases():
     assert not short["full_rank"] and short["sigma_min"] == 0.0
     with pytest.raises(ValueError, match="certificate method"):
         certify(features, "cholesky")
+
+
+@pytest.mark.parametrize("n, m, block, chunk_bytes", [(50, 50, 7, 8 * 50 * 3), (40, 65, 16, 1), (33, 33, 64, 1 << 20)])
+def test_blocked_in_place_qr_gives_the_r_factor(n, m, block, chunk_bytes):
+    phi = torch.from_numpy(np.random.default_rng(n).standard_normal((n, m)))
+    work = phi.clone()
+    lower = factor_in_place(work, block, chunk_bytes)  # several panels and one- to three-row chunks
+    assert lower.data_ptr() == work.data_ptr()  # a view: nothing copied
+    assert torch.allclose(lower @ lower.mT, phi @ phi.mT, atol=1e-10)  # R^T R = Phi Phi^T
+    assert torch.equal(lower, lower.tril()) and not work[:, n:].any()
+    r = torch.linalg.qr(phi.mT, mode="r").R
+    assert torch.allclose(lower.diagonal().abs(), r.diagonal().abs(), atol=1e-10)
+
+
+def test_blocked_triangular_solves_and_inverse_norm():
+    rng = np.random.default_rng(1)
+    lower = torch.from_numpy(np.tril(rng.standard_normal((45, 45))) + 6 * np.eye(45))
+    rhs = torch.from_numpy(rng.standard_normal((45, 3)))
+    assert torch.allclose(lower @ solve_lower(lower, rhs, block=8), rhs, atol=1e-12)
+    assert torch.allclose(lower.mT @ solve_upper(lower, rhs, block=8), rhs, atol=1e-12)
+    expected = float(torch.linalg.matrix_norm(torch.linalg.inv(lower)))
+    assert abs(inverse_frobenius(lower, block=8) - expected) <= 1e-12 * expected
+
+
+@pytest.mark.parametrize("values, certified", [
+    (np.logspace(0, -10, 70), True),
+    (np.r_[np.ones(64), np.zeros(6)], False),
+])
+def test_small_blocks_match_the_exact_svd(values, certified):
+    matrix = _with_singular_values(70, 80, values, seed=5)
+    exact = certify(matrix, "svd")
+    blocked = certify_qr(torch.from_numpy(matrix), block=9, chunk_bytes=8 * 80 * 4)
+    assert blocked["full_rank"] == exact["full_rank"] == certified
+    if certified:
+        assert abs(blocked["sigma_min"] - values.min()) <= 1e-6 * values.min()
+        assert values.min() / np.sqrt(70) <= blocked["sigma_min_lower_bound"] <= values.min() * (1 + 1e-8)
+
+
+def test_out_of_core_path_factorises_a_file_backed_matrix(tmp_path):
+    matrix = _with_singular_values(60, 75, np.logspace(0, -4, 60), seed=2)
+    work = scratch_matrix(60, 75, tmp_path)
+    work.copy_(torch.from_numpy(matrix))
+    assert len(list(tmp_path.iterdir())) == 1  # Phi lives in the file
+    on_disk = certify_qr(work, overwrite=True, block=8, chunk_bytes=8 * 75 * 5)
+    in_memory = certify(matrix, "qr")
+    assert on_disk["in_place"] and on_disk["full_rank"]
+    assert abs(on_disk["sigma_min"] - in_memory["sigma_min"]) <= 1e-9 * in_memory["sigma_min"]
+    del work
+    import gc
+    gc.collect()
+    assert not list(tmp_path.iterdir())  # the scratch file goes with the tensor
+
+
+def test_certify_model_uses_preallocated_features(tmp_path):
+    torch.manual_seed(0)
+    model = build_model({"widths": [4], "blocks": [1], "wide_activation": "tanh"}, 1, 10, 64)
+    x = torch.rand(50, 1, 8, 8)
+    exact = certify_model(model, x, "svd", batch_size=7)
+    qr = certify_model(model, x, "qr", batch_size=7, scratch=tmp_path)
+    assert exact["full_rank"] and qr["full_rank"] and qr["in_place"]
+    assert abs(exact["sigma_min"] - qr["sigma_min"]) <= 1e-8 * exact["sigma_max"]
+    assert torch.allclose(feature_matrix(model, x, batch_size=7), feature_matrix(model, x, batch_size=50), atol=1e-13)

@@ -44,7 +44,7 @@ def test_dvc_repro_push_clone_pull_leaves_nothing_to_do(tmp_path):
     _run(["dvc", "repro"], first)
     assert (first / "report/index.html").exists() and (first / "dvc.lock").exists()
     again = _run(["dvc", "repro"], first)
-    assert again.count("didn't change, skipping") == 3  # data, train, report
+    assert again.count("didn't change, skipping") == 4  # data, train, studies, report
     assert _run(["dvc", "status"], first).strip().endswith("Data and pipelines are up to date.")
     assert "Nothing to be done" in _run(["snakemake", "-n"], first)
     metrics = _run(["dvc", "metrics", "show"], first)

@@ -72,7 +72,7 @@ def test_interrupted_recipe_resumes_to_identical_results(digits_file, tmp_path, 
     def no_second_certificate(*args, **kwargs):
         raise AssertionError("a resumed A(base) run must reuse its certificate, not recompute it")
 
-    monkeypatch.setattr(train, "certify", no_second_certificate)
+    monkeypatch.setattr(train, "certify_model", no_second_certificate)
     resumed = train.train_recipe(digits_file, tau_state, tmp_path / "resumed", RECIPE)
     certs = [json.loads((tmp_path / d / "certificate.json").read_text()) for d in ("clean", "resumed")]
     for cert in certs:

@@ -41,10 +41,14 @@ def test_dag_builds_the_report(workdir):
             assert cert["n"] == 1297 and f"digits/{aug}/seed{seed}/recipe" in html
     assert "τ ablation" in html and (workdir / "results/runs/digits/aug/seed1/recipe_0.5/certificate.json").exists()
     ids = [c["id"] for c in json.loads((workdir / "results" / "claims.json").read_text())["claims"]]
-    assert ids == ["R1", "R2", "R3", "F1", "F2", "A1", "A2", "A3", "A4", "A5", "A8"]
+    assert ids == ["R1", "R2", "R3", "F1", "F2", "A1", "A2", "A3", "A4", "A5", "A8", "R4", "B1", "B2", "B3", "B4"]
     assert all((workdir / "report" / "figures" / f).stat().st_size > 0
-               for f in ("curves.png", "curves.pdf", "sigma_min.png", "fc_theory.png", "ntk.png"))
-    assert "Fully-connected theory check" in html
+               for f in ("curves.png", "curves.pdf", "sigma_min.png", "fc_theory.png", "ntk.png", "beyond_ntk.png",
+                         "local_minima.png"))
+    assert "Fully-connected theory check" in html and "Beyond the NTK regime" in html
+    assert "Local minima against depth and width" in html and "median_certified_loss" in html
+    moved = json.loads((workdir / "results/studies/beyond_ntk/runs/digits/aug/seed1/base.json").read_text())
+    assert moved["subset_size"] == 8 and moved["relative_weight_movement"] > 0 and moved["kernel_change"] > 0
 
 
 def test_second_run_has_nothing_to_do(workdir):
@@ -58,7 +62,8 @@ def test_editing_plot_code_reruns_only_figures_and_report(workdir):
     plan = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", "--quiet", "rules")
     assert plan.returncode == 0
     rules = {line.split()[0] for line in plan.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
-    assert rules == {"figures", "fc_theory_figure", "ntk_figure", "report", "all", "total"}
+    assert rules == {"figures", "fc_theory_figure", "ntk_figure", "beyond_ntk_figure", "local_minima_figure", "report",
+                     "all", "total"}
 
 
 def test_lint_is_clean_and_snakemake_report_works(workdir):

@@ -61,7 +61,8 @@ def cmd_train_base(a: argparse.Namespace) -> None:
     from globalmin import train
 
     train.train_base(a.data, a.out_dir, a.seed, a.augment, a.model, a.train, a.tau_fraction, a.threads,
-                     tuple(a.ablation_tau), a.certificate_method)
+                     tuple(a.ablation_tau), a.certificate_method,
+                     a.certificate_scratch)
 
 
 def cmd_train_recipe(a: argparse.Namespace) -> None:
@@ -130,6 +131,52 @@ def cmd_ntk(a: argparse.Namespace) -> None:
     claims.write_fragment(a.claims, "ntk", found)
 
 
+def cmd_movement(a: argparse.Namespace) -> None:
+    """Measure how far one finished ResNet run moved from its initialisation (beyond-NTK quantities)."""
+    import torch
+
+    from globalmin import beyond_ntk
+    from globalmin.runinfo import environment, write_json
+
+    torch.set_num_threads(a.threads)
+    record = beyond_ntk.measure_run(a.data, a.model, a.subset)
+    write_json(a.out, {**record, "environment": environment(torch.device(record["device"]))})
+
+
+def cmd_beyond_ntk(a: argparse.Namespace) -> None:
+    """Set the ResNet runs' movement beside the lazy MLPs of the NTK study; write the table and claim R4."""
+    import pandas as pd
+
+    from globalmin import beyond_ntk, claims
+    from globalmin.runinfo import read_json, write_text
+
+    out = Path(a.out_dir)
+    resnet = pd.DataFrame([{k: v for k, v in read_json(p).items() if k != "environment"} for p in a.movements])
+    lazy = pd.read_csv(a.ntk_runs)
+    table = beyond_ntk.comparison(resnet, lazy, a.ntk_depth)
+    write_text(out / "runs.csv", resnet.to_csv(index=False))
+    write_text(out / "comparison.csv", table.to_csv(index=False))
+    write_text(out / "comparison.html", table.to_html(index=False, classes="table", border=0, float_format="%.3g"))
+    claim = beyond_ntk.beyond_ntk_claim(resnet, lazy, a.ntk_depth, a.config["factor"],
+                                        [str(out / "runs.csv"), a.ntk_runs])
+    claims.write_fragment(a.claims, "beyond_ntk", [claim])
+
+
+def cmd_local_minima(a: argparse.Namespace) -> None:
+    """Run the local-minimum study (Kawaguchi, Huang & Kaelbling): L against the projection bound LB (B1-B4)."""
+    from globalmin import claims, local_minima
+    from globalmin.runinfo import write_text
+
+    out = Path(a.out_dir)
+    runs = local_minima.run_study(a.config)
+    write_text(out / "runs.csv", runs.to_csv(index=False))
+    table = local_minima.summary_table(runs)
+    write_text(out / "summary.csv", table.to_csv(index=False))
+    write_text(out / "summary.html", table.to_html(index=False, classes="table", border=0, float_format="%.3g"))
+    claims.write_fragment(a.claims, "local_minima",
+                          local_minima.local_minima_claims(runs, a.config, [str(out / "runs.csv")]))
+
+
 def cmd_figures(a: argparse.Namespace) -> None:
     """Draw the Recipe figures (--tables), or the fully-connected theory (--fc-theory) or NTK (--ntk) figure."""
     import pandas as pd
@@ -142,6 +189,13 @@ def cmd_figures(a: argparse.Namespace) -> None:
     if a.ntk:
         figures.plot_ntk(pd.read_csv(a.ntk), a.ntk_depth, Path(a.out_dir) / "ntk.png")
         return
+    if a.local_minima:
+        figures.plot_local_minima(pd.read_csv(a.local_minima), Path(a.out_dir) / "local_minima.png")
+        return
+    if a.beyond_ntk:
+        figures.plot_beyond_ntk(pd.read_csv(a.beyond_ntk[0]), pd.read_csv(a.beyond_ntk[1]), a.ntk_depth,
+                                Path(a.out_dir) / "beyond_ntk.png")
+        return
     tables = Path(a.tables)
     figures.plot_curves(pd.read_csv(tables / "curves.csv"), Path(a.out_dir) / "curves.png")
     figures.plot_phase2(pd.read_csv(tables / "curves.csv"), Path(a.out_dir) / "phase2.png")
@@ -152,7 +206,18 @@ def cmd_report(a: argparse.Namespace) -> None:
     """Render the HTML report."""
     from globalmin import report
 
-    report.render(a.tables, a.claims, a.figures, a.out, a.config, a.paper_values, a.fc_rates)
+    studies = dict(item.split("=", 1) for item in a.study_table)
+    report.render(a.tables, a.claims, a.figures, a.out, a.config, a.paper_values, a.fc_rates, studies)
+
+
+def add_study(sub: argparse._SubParsersAction, name: str, func, section: str) -> argparse.ArgumentParser:
+    """A study's sub-command: its config section as JSON, an output folder and its claims fragment."""
+    s = sub.add_parser(name, help=func.__doc__)
+    s.add_argument("--config", type=_json, required=True, help=f"{section} config section as JSON")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--claims", required=True, help="claims fragment to write")
+    s.set_defaults(func=func)
+    return s
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tau-fraction", type=float, required=True)
     s.add_argument("--ablation-tau", type=float, nargs="*", default=[], help="extra tau fractions to save states at")
     s.add_argument("--certificate-method", default="auto", choices=["auto", "svd", "qr"])
+    s.add_argument("--certificate-scratch", default=None,
+                   help="folder for an on-disk feature matrix (the out-of-core QR certificate)")
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=cmd_train_base)
 
@@ -219,23 +286,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_claims_merge)
 
-    s = sub.add_parser("fc-theory", help=cmd_fc_theory.__doc__)
-    s.add_argument("--config", type=_json, required=True, help="fc_theory config section as JSON")
-    s.add_argument("--out-dir", required=True)
-    s.add_argument("--claims", required=True, help="claims fragment to write")
-    s.set_defaults(func=cmd_fc_theory)
+    add_study(sub, "fc-theory", cmd_fc_theory, "fc_theory")
 
-    s = sub.add_parser("ntk", help=cmd_ntk.__doc__)
-    s.add_argument("--config", type=_json, required=True, help="ntk config section as JSON")
+    add_study(sub, "ntk", cmd_ntk, "ntk")
+
+    s = sub.add_parser("movement", help=cmd_movement.__doc__)
+    s.add_argument("--data", required=True, help="prepared data file")
+    s.add_argument("--model", required=True, help="a finished run's model.pt")
+    s.add_argument("--subset", type=int, required=True, help="first training points for flips and kernels")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--out", required=True, help="movement JSON")
+    s.set_defaults(func=cmd_movement)
+
+    s = sub.add_parser("beyond-ntk", help=cmd_beyond_ntk.__doc__)
+    s.add_argument("--movements", nargs="+", required=True, help="movement JSON files of the ResNet runs")
+    s.add_argument("--ntk-runs", required=True, help="NTK study runs CSV")
+    s.add_argument("--ntk-depth", type=int, required=True, help="depth of the NTK width sweep")
+    s.add_argument("--config", type=_json, required=True, help="beyond_ntk config section as JSON")
     s.add_argument("--out-dir", required=True)
     s.add_argument("--claims", required=True, help="claims fragment to write")
-    s.set_defaults(func=cmd_ntk)
+    s.set_defaults(func=cmd_beyond_ntk)
+
+    add_study(sub, "local-minima", cmd_local_minima, "local_minima")
 
     s = sub.add_parser("figures", help=cmd_figures.__doc__)
     s.add_argument("--tables", help="Recipe tables folder")
     s.add_argument("--fc-theory", help="fully-connected theory runs CSV")
     s.add_argument("--ntk", help="NTK study runs CSV")
     s.add_argument("--ntk-depth", type=int, default=2, help="depth of the NTK width sweep")
+    s.add_argument("--local-minima", help="local-minimum study runs CSV")
+    s.add_argument("--beyond-ntk", nargs=2, metavar=("RESNET_RUNS", "NTK_RUNS"),
+                   help="ResNet movement runs CSV and NTK study runs CSV")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=cmd_figures)
 
@@ -246,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", type=_json, required=True, help="model/train/recipe/report sections as JSON")
     s.add_argument("--paper-values", default=None)
     s.add_argument("--fc-rates", default=None, help="fully-connected theory pass-rate table (HTML)")
+    s.add_argument("--study-table", action="append", default=[], metavar="NAME=HTML",
+                   help="a study's summary table (beyond_ntk, local_minima), repeatable")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_report)
     return p

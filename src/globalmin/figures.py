@@ -108,6 +108,28 @@ def plot_ntk(runs: pd.DataFrame, depth: int, png: str | Path) -> list[Path]:
     return save(fig, png)
 
 
+def plot_beyond_ntk(resnet: pd.DataFrame, lazy: pd.DataFrame, depth: int, png: str | Path) -> list[Path]:
+    """Beyond NTK: weight movement, ReLU flips and kernel change of the ResNet runs beside the lazy MLPs (log y)."""
+    mlp = lazy[lazy.depth == depth].assign(model=lambda f: "MLP m=" + f.m.astype(str), kind="lazy MLP (NTK study)")
+    nets = resnet.assign(model=lambda f: f.algorithm + ", " + f.dataset + " " + f.augment.map({True: "aug",
+                                                                                                False: "noaug"}),
+                         kind="Recipe ResNet run")
+    frame = pd.concat([mlp, nets], ignore_index=True)
+    panels = [("relative_weight_movement", "‖W_T − W_0‖_F / ‖W_0‖_F"), ("flip_fraction", "fraction of ReLU signs flipped"),
+              ("kernel_change", "‖K_T − K_0‖_F / ‖K_0‖_F"), ("kernel_distance", "1 − cos(K_0, K_T) (scale-free)")]
+    panels = [p for p in panels if p[0] in frame]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 3.8))
+    for ax, (column, label) in zip(axes, panels):
+        sns.stripplot(data=frame, x="model", y=column, hue="kind", palette="deep", ax=ax, legend=ax is axes[0],
+                      jitter=0.15, size=4)
+        ax.set_yscale("log")
+        ax.set_ylabel(label)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelrotation=60, labelsize="x-small")
+    fig.tight_layout()
+    return save(fig, png)
+
+
 def plot_sigma_min(runs: pd.DataFrame, png: str | Path) -> list[Path]:
     """σ_min of the wide-layer features at tau, one point per A(base) run, with the rank tolerance."""
     certs = runs[(runs.algorithm == "recipe") & ~runs.tau_ablation.astype(bool)].copy()
@@ -120,4 +142,58 @@ def plot_sigma_min(runs: pd.DataFrame, png: str | Path) -> list[Path]:
     ax.set_xlabel("")
     ax.set_ylabel("σ_min of features at τ")
     ax.legend(fontsize="small", ncols=2, title="seed", title_fontsize="small")
+    return save(fig, png)
+
+
+def plot_local_minima(runs: pd.DataFrame, png: str | Path) -> list[Path]:
+    """Local minima (B1-B4): final loss against width per depth with the OLS and random-feature baselines,
+    and L − LB against ||grad L|| at both ends of every run; one column per data set and activation."""
+    import numpy as np
+
+    frame = runs.copy()
+    for column in ("certified", "collapsed"):
+        frame[column] = frame[column].astype(bool)
+    # log axes cannot show 0: interpolating runs (L ~ 1e-20) are drawn at 1e-10 of the zero predictor's loss
+    frame["loss_plot"] = np.maximum(frame.loss, 1e-10 * frame.zero_loss)
+    frame["depth"] = frame.depth.astype(str)
+    panels = sorted(frame.groupby(["data", "activation"]).groups)
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.3 * len(panels), 7.4), squeeze=False)
+    for col, (kind, activation) in enumerate(panels):
+        part = frame[(frame.data == kind) & (frame.activation == activation)]
+        ax = axes[0, col]
+        good = part[part.certified & ~part.collapsed]
+        if len(good):
+            sns.lineplot(data=good, x="width", y="loss_plot", hue="depth", marker="o", estimator="median",
+                         errorbar=None, palette="deep", hue_order=sorted(frame.depth.unique()), ax=ax)
+        loose = part[~part.certified & ~part.collapsed]
+        ax.scatter(loose.width, loose.loss_plot, facecolors="none", edgecolors="grey", s=22,
+                   label="not certified (||∇L|| > tol)")
+        dead = part[part.collapsed]
+        ax.scatter(dead.width, dead.loss_plot, marker="x", color="red", s=40, label="collapsed (dead net)")
+        ax.axhline(float(part.ols_loss.iloc[0]), color="black", linestyle="--", linewidth=1, label="OLS on [X, 1]")
+        rf = part.groupby("width").rf_loss.first()
+        ax.plot(rf.index, rf.to_numpy(), color="grey", linestyle=":", marker="s", markersize=3,
+                label="random-feature LS (same width)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(part.width.unique()), [str(w) for w in sorted(part.width.unique())])
+        ax.set_yscale("log")
+        ax.set_title(f"{kind}, {activation}: certified loss (median over seeds)", fontsize="small")
+        ax.set_xlabel("width")
+        ax.set_ylabel("final loss L (log; 0 drawn at 1e-10 ½‖y‖²)" if col == 0 else "")
+        ax.legend(fontsize="xx-small", title="depth (certified runs)", title_fontsize="xx-small")
+        ax = axes[1, col]
+        for prefix, label, style in (("first_", "after the first-order phase", {"facecolors": "none"}),
+                                     ("", "after polishing", {})):
+            gap = np.maximum(part[f"{prefix}gap"].abs(), 1e-18)
+            ax.scatter(part[f"{prefix}grad_norm"].clip(lower=1e-16), gap, s=16, edgecolors="C0", label=label,
+                       color="C0" if not style else None, **style)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("‖∇L‖")
+        ax.set_ylabel("L − LB (log)" if col == 0 else "")
+        ax.set_title("gap to the projection bound against the gradient", fontsize="small")
+        ax.legend(fontsize="xx-small")
+    fig.suptitle("Local minima against the projection bound LB = ½‖(I − P[J]) y‖² (Kawaguchi, Huang & Kaelbling)",
+                 fontsize="medium")
+    fig.tight_layout()
     return save(fig, png)

@@ -78,7 +78,8 @@ def movement(init: dict[str, torch.Tensor], final: dict[str, torch.Tensor], fixe
     total = float(np.sqrt(sum(v ** 2 for v in per_layer.values())))
     return {"weight_movement": total, "weight_movement_max_layer": max(per_layer.values()),
             "relative_weight_movement": total / float(np.sqrt(sum(float(init[k].norm()) ** 2 for k in init))),
-            "flip_fraction": flips, "kernel_change": float((k_t - k0).norm() / k0.norm())}
+            "flip_fraction": flips, "kernel_change": float((k_t - k0).norm() / k0.norm()),
+            "kernel_distance": 1.0 - float((k0 * k_t).sum() / (k0.norm() * k_t.norm()))}  # scale-free
 
 
 def train_gd(x: torch.Tensor, y: torch.Tensor, m: int, depth: int, seed: int, c: float, steps: int) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def _split_notes(runs: pd.DataFrame) -> list[str]:
 
 def render(tables_dir: str | Path, claims_path: str | Path, figures: list[str | Path], out: str | Path,
            cfg: dict[str, Any], paper_values_path: str | Path | None = None,
-           fc_rates_path: str | Path | None = None) -> Path:
+           fc_rates_path: str | Path | None = None, study_tables: dict[str, str | Path] | None = None) -> Path:
     """Render report/index.html and copy the tables beside it, so the report folder stands alone."""
     out = Path(out)
     tables_dir = Path(tables_dir)
@@ -86,6 +86,7 @@ def render(tables_dir: str | Path, claims_path: str | Path, figures: list[str | 
         ablation=(tables_dir / "ablation.html").read_text() if len(pd.read_csv(tables_dir / "ablation.csv")) else "",
         splits=_split_notes(runs),
         fc_rates=Path(fc_rates_path).read_text() if fc_rates_path else "",
+        studies={name: Path(path).read_text() for name, path in (study_tables or {}).items()},
         certificates=certs.to_dict("records"),
         claims=claims["claims"], summary=claims["summary"],
         figures=[Path(f).relative_to(out.parent).as_posix() for f in figures if str(f).endswith(".png")],

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from globalmin import augment as aug
 from globalmin import data as datamod
-from globalmin.certificate import certify, choose_method, wide_features
+from globalmin.certificate import certify_model, choose_method
 from globalmin.models import WideHeadResNet, build_model, parameter_groups
 from globalmin.runinfo import (UserError, derive_seed, environment, generator, resolve_device, save_torch,
                                write_json, write_text)
@@ -261,7 +261,8 @@ def _run_id(dataset: str, augmented: bool, seed: int, algorithm: str) -> str:
 
 def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented: bool, model_cfg: dict[str, Any],
                train_cfg: dict[str, Any], tau_fraction: float, threads: int | None = None,
-               ablation_fractions: tuple[float, ...] = (), certificate_method: str = "auto") -> dict[str, Any]:
+               ablation_fractions: tuple[float, ...] = (), certificate_method: str = "auto",
+               certificate_scratch: str | None = None) -> dict[str, Any]:
     """Run `base` for T iterations; save the full state at tau (and at each ablation tau), the final model,
     the curve and metrics. A(base) runs branch from these states, so phase 1 is trained once for all of them."""
     start_time = time.perf_counter()
@@ -292,7 +293,8 @@ def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented:
                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
     resume = Resume(out_dir, run_id, {**meta, "stops": stops})
-    certify_init(model, data, out_dir, run_id, certificate_method)
+    certify_init(model, data, out_dir, run_id, certificate_method, train_cfg["eval_batch_size"],
+                 certificate_scratch)
     model.train()
     start = resume.load(model, optimizer, ctx, lambda it: [out_dir / n for tau, s in stops.items() if tau < it
                                                            for _, n in s])
@@ -307,9 +309,9 @@ def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented:
 
 
 def certify_init(model: WideHeadResNet, data: datamod.Prepared, out_dir: Path, run_id: str,
-                 method: str = "auto") -> dict[str, Any]:
+                 method: str = "auto", batch_size: int = 1024, scratch: str | None = None) -> dict[str, Any]:
     """The expressivity certificate of the initial network (batch norm with its initial statistics)."""
-    certificate = certify(wide_features(model, data.x_train), choose_method(data.n_train, method))
+    certificate = certify_model(model, data.x_train, choose_method(data.n_train, method), batch_size, scratch)
     certificate.update(run_id=run_id, stage="init", iteration=0)
     write_json(out_dir / "certificate_init.json", certificate)
     return certificate
@@ -400,7 +402,8 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
         perturbed = perturb(model, recipe_cfg["noise_on"], recipe_cfg["noise_scale"], seed)
         method = choose_method(data.n_train, recipe_cfg.get("certificate_method", "auto"))
         resume.extra["certificate"] = {
-            **certify(wide_features(model, data.x_train), method), "run_id": run_id, "stage": "tau",
+            **certify_model(model, data.x_train, method, train_cfg["eval_batch_size"],
+                            recipe_cfg.get("certificate_scratch")), "run_id": run_id, "stage": "tau",
             "iteration": schedule.tau, "perturbed": perturbed, "noise_scale": recipe_cfg["noise_scale"]}
         ctx.log_row(model, schedule.tau, 2, lr_at(schedule.tau, schedule, train_cfg, milestones))
     certificate = resume.extra["certificate"]  # resumed runs reuse it: the perturbed model is in the resume file

@@ -25,6 +25,12 @@ def ablation_fractions(wildcards):
     return ablation["fractions"] if wildcards.dataset in ablation["datasets"] else []
 
 
+def scratch_option(wildcards):
+    """The on-disk certificate folder option of train-base (the out-of-core QR path), or nothing."""
+    folder = config["recipe"]["certificate_scratch"]
+    return f"--certificate-scratch {folder}" if folder else ""
+
+
 def out_dir(wildcards, output):
     """The folder of a rule's first output, for stages that take an output directory."""
     return str(Path(output[0]).parent)

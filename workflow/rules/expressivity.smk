@@ -8,7 +8,7 @@ rule fc_theory:
         runs="results/studies/fc_theory/runs.csv",
         rates="results/studies/fc_theory/pass_rates.csv",
         rates_html="results/studies/fc_theory/pass_rates.html",
-        claims="results/claims/fc_theory.json",
+        claims="results/studies/fc_theory/claims.json",
     params:
         out_dir=out_dir,
         cfg=as_json(config["fc_theory"]),

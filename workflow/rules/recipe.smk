@@ -19,6 +19,7 @@ rule train_base:
         tau=config["recipe"]["tau_fraction"],
         ablation=lambda w: " ".join(f"{f:g}" for f in ablation_fractions(w)),
         certificate=config["recipe"]["certificate_method"],
+        scratch=scratch_option,
     threads: config["train"]["threads"]
     resources:
         gpu=GPU_JOBS,
@@ -30,6 +31,7 @@ rule train_base:
         "globalmin train-base --data {input.data} --out-dir {params.out_dir} --seed {wildcards.seed}"
         " --augment {wildcards.aug} --model {params.model:q} --train {params.train:q}"
         " --tau-fraction {params.tau} --ablation-tau {params.ablation} --certificate-method {params.certificate}"
+        " {params.scratch}"
         " --threads {threads} > {log} 2>&1"
 
 

@@ -15,7 +15,8 @@ ALL_METRICS = expand(
 )
 TABLES = ["runs.csv", "curves.csv", "table1.csv", "table1.html", "table1.tex", "ablation.csv", "ablation.html"]
 FIGURES = ["report/figures/curves.png", "report/figures/phase2.png", "report/figures/sigma_min.png",
-           "report/figures/fc_theory.png", "report/figures/ntk.png"]
+           "report/figures/fc_theory.png", "report/figures/ntk.png", "report/figures/beyond_ntk.png",
+           "report/figures/local_minima.png"]
 
 
 rule aggregate:
@@ -60,7 +61,13 @@ rule claims_recipe:
 
 rule claims:
     input:
-        fragments=["results/claims/recipe.json", "results/claims/fc_theory.json", "results/claims/ntk.json"],
+        fragments=[
+            "results/claims/recipe.json",
+            "results/studies/fc_theory/claims.json",
+            "results/studies/ntk/claims.json",
+            "results/studies/beyond_ntk/claims.json",
+            "results/studies/local_minima/claims.json",
+        ],
         code=code("claims.py"),
     output:
         report("results/claims.json", caption="../report/claims.rst", category="Claims"),
@@ -101,6 +108,8 @@ rule report:
         figures=FIGURES,
         paper_values="config/paper_values.yaml",
         fc_rates="results/studies/fc_theory/pass_rates.html",
+        beyond_ntk="results/studies/beyond_ntk/comparison.html",
+        local_minima="results/studies/local_minima/summary.html",
         code=code("report.py", "templates/report.html.j2"),
     output:
         html="report/index.html",
@@ -116,4 +125,5 @@ rule report:
     shell:
         "globalmin report --tables {params.tables} --claims {input.claims} --figures {input.figures}"
         " --config {params.config:q} --paper-values {input.paper_values} --fc-rates {input.fc_rates}"
+        " --study-table beyond_ntk={input.beyond_ntk} --study-table local_minima={input.local_minima}"
         " --out {output.html} > {log} 2>&1"

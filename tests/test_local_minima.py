@@ -1,0 +1,265 @@
+"""The local-minimum study: the projection bound at exact critical points, its per-layer split, the baselines,
+the collapse flag, the study and its verdicts (claims B1-B4), the CLI command and the figure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from globalmin import local_minima as lm
+
+TINY = {"data": ["teacher", "digits"], "n": 20, "d": 4, "d_out": 1, "classes": 2, "teacher_width": 8,
+        "teacher_noise": 0.3, "data_seed": 0, "prepared_dir": "data/prepared", "activations": ["tanh"],
+        "depths": [1, 2], "widths": [2, 6], "seeds": [0, 1], "optimizer": "adam", "lr": 0.01, "steps": 60,
+        "polish": "lm", "polish_iters": 30, "grad_tol": 1e-6, "rank_rtol": 1e-10, "contain_tol": 1e-6,
+        "rf_draws": 2, "threads": 1, "loss_floor": 1e-6, "kink_tol": 1e-8, "alpha": 0.05, "min_slice_runs": 4,
+        "b1_fraction": 0.5, "gap_tol": 1e-6, "contribution_tol": 1e-9, "ols_tol": 1e-6, "b4_fraction": 1.0}
+
+
+def _problem(n: int = 30, d: int = 3, d_out: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, d, generator=gen, dtype=torch.float64),
+            torch.randn(n, d_out, generator=gen, dtype=torch.float64))
+
+
+def _measure(model: lm.Student, x: torch.Tensor, y: torch.Tensor) -> dict:
+    return lm.measure(model, lm.parameters(model), x, y, rank_rtol=1e-10, contain_tol=1e-6)
+
+
+def dead_network(x: torch.Tensor, y: torch.Tensor, depth: int = 2) -> lm.Student:
+    """A ReLU net whose hidden units are all strictly inactive on every input, output bias = mean of y."""
+    model = lm.build_student(x.shape[1], 4, depth, y.shape[1], "relu", 0)
+    with torch.no_grad():
+        for layer in model.hidden:
+            layer.weight.mul_(1e-3)
+            layer.bias.fill_(-5.0)
+        model.out.bias.copy_(y.mean(dim=0))
+    return model
+
+
+def test_bound_is_exact_at_a_dead_critical_point():
+    x, y = _problem()
+    model = dead_network(x, y)
+    m = _measure(model, x, y)
+    assert m["grad_norm"] == 0.0  # gates are 0 below, h = 0 above, and the bias residual sums to 0
+    assert m["collapsed"] and m["rank_j"] == y.shape[1]  # only the output biases move the outputs
+    centred = 0.5 * float(((y - y.mean(0)) ** 2).sum())
+    assert m["loss"] == pytest.approx(centred, rel=1e-12)
+    assert m["lower_bound"] == pytest.approx(m["loss"], rel=1e-10)
+
+
+def test_bound_is_exact_at_a_live_critical_point():
+    """W_out = 0, b_out = mean(y) and targets whose centred part is orthogonal to the hidden features: every
+    gradient block vanishes exactly, with every tanh unit alive."""
+    x, z = _problem(n=25, d=3, d_out=2, seed=1)
+    model = lm.build_student(3, 5, 2, 2, "tanh", 3)
+    with torch.no_grad():
+        features = torch.tanh(model.hidden[1](torch.tanh(model.hidden[0](x))))
+        a = lm.with_ones(features)
+        y = z - a @ torch.linalg.lstsq(a, z).solution + 0.7  # centred part orthogonal to [H, 1], mean 0.7
+        model.out.weight.zero_()
+        model.out.bias.copy_(y.mean(0))
+    m = _measure(model, x, y)
+    assert m["grad_norm"] < 1e-12 * m["loss"]
+    assert not m["collapsed"] and m["rank_j"] == (5 + 1) * 2  # col(J) = col([H, 1] ⊗ I)
+    assert m["lower_bound"] == pytest.approx(m["loss"], rel=1e-10)
+    assert m["gap"] >= -1e-12 * m["loss"]
+
+
+def test_bound_is_strict_at_a_generic_point_and_tight_after_polishing():
+    x, y = lm.teacher_data(30, 3, 1, 8, 0.3, 0)
+    model = lm.build_student(3, 2, 1, 1, "tanh", 0)
+    generic = _measure(model, x, y)
+    assert generic["grad_norm"] > 1e-2 and generic["gap"] > 1e-3 * generic["loss"]
+    lm.first_order(model, x, y, "adam", 0.05, 200)
+    lm.polish_lm(model, x, y, 200, 1e-10)
+    polished = _measure(model, x, y)
+    assert polished["grad_norm"] < 1e-6 and polished["loss"] > 0.1  # a certified minimum that does not interpolate
+    assert abs(polished["gap"]) <= 1e-10 * polished["loss"]
+
+
+@pytest.mark.parametrize("activation, depth, width", [("relu", 1, 3), ("relu", 3, 4), ("tanh", 2, 2)])
+def test_bound_never_exceeds_the_loss_and_layers_add_non_negative_energy(activation, depth, width):
+    x, y = _problem(n=20, d=4, d_out=2, seed=depth)
+    for seed in range(3):
+        model = lm.build_student(4, width, depth, 2, activation, seed)
+        params = lm.parameters(model)
+        m = lm.measure(model, params, x, y, 1e-10, 1e-6)
+        assert m["loss"] >= m["lower_bound"] - 1e-12 * m["loss"]
+        contributions = json.loads(m["layer_contributions"])
+        assert len(contributions) == depth + 1
+        assert sum(contributions) == pytest.approx(m["projection_energy"], rel=1e-10)
+        assert min(contributions) >= -1e-10 * float((y ** 2).sum())
+        j, blocks = lm.jacobian(model, params, x)
+        assert j.shape == (20 * 2, sum(p.numel() for p in model.parameters())) and blocks[-1][0] == "out"
+        tol = lm.rank_tolerance(j, 1e-10)
+        energy, _ = lm.projection_energy(j, y, tol)
+        assert energy == pytest.approx(m["projection_energy"], rel=1e-12)
+        output_only, _ = lm.projection_energy(j[:, blocks[-1][1]], y, tol)  # the order is output layer first
+        assert contributions[0] == pytest.approx(output_only, rel=1e-10)
+
+
+def test_jacobian_matches_finite_differences():
+    x, _ = _problem(n=6, d=3, d_out=2)
+    model = lm.build_student(3, 3, 2, 2, "tanh", 0)
+    params = lm.parameters(model)
+    j, _ = lm.jacobian(model, params, x)
+    flat = torch.nn.utils.parameters_to_vector(params.values())
+    direction = torch.randn(flat.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    eps = 1e-6
+
+    def at(t: torch.Tensor) -> torch.Tensor:
+        moved = dict(zip(params, torch.split(t, [p.numel() for p in params.values()])))
+        return lm.outputs(model, {k: v.reshape(params[k].shape) for k, v in moved.items()}, x)
+
+    numeric = (at(flat + eps * direction) - at(flat - eps * direction)) / (2 * eps)
+    assert torch.allclose(j @ direction, numeric, atol=1e-8)
+
+
+def test_ols_and_random_feature_baselines_equal_numpy_lstsq():
+    x, y = _problem(n=40, d=5, d_out=3, seed=2)
+    a = np.hstack([x.numpy(), np.ones((40, 1))])
+    residual = y.numpy() - a @ np.linalg.lstsq(a, y.numpy(), rcond=None)[0]
+    assert lm.ols_loss(x, y) == pytest.approx(0.5 * (residual ** 2).sum(), rel=1e-10)
+    features = lm.random_features(x, 7, "relu", lm.derive_seed(5, "lm-rf", 7, 0)).numpy()
+    assert features.shape == (40, 8) and (features[:, :7] >= 0).all()
+    residual = y.numpy() - features @ np.linalg.lstsq(features, y.numpy(), rcond=None)[0]
+    assert lm.random_feature_loss(x, y, 7, "relu", 5, 1) == pytest.approx(0.5 * (residual ** 2).sum(), rel=1e-8)
+
+
+def test_a_linear_relu_net_contains_the_linear_model_and_a_dead_one_does_not():
+    x, y = _problem(n=30, d=3, d_out=1)
+    model = lm.build_student(3, 4, 1, 1, "relu", 0)
+    with torch.no_grad():
+        model.hidden[0].bias.fill_(20.0)  # every unit active on every input: f is affine in x
+    live = _measure(model, x, y)
+    assert live["contains_linear"] and live["linear_residual"] < 1e-10 and not live["collapsed"]
+    # an affine net's minimum over its own Jacobian's span is OLS: LB <= OLS at any such point
+    assert live["lower_bound"] <= lm.ols_loss(x, y) * (1 + 1e-10)
+    dead = _measure(dead_network(x, y, depth=1), x, y)
+    assert not dead["contains_linear"] and dead["linear_residual"] > 0.5
+    assert dead["loss"] > lm.ols_loss(x, y)  # the known failure mode: a dead minimum worse than OLS
+
+
+def test_collapse_flag_only_for_a_dead_network():
+    x, y = _problem()
+    assert _measure(dead_network(x, y), x, y)["collapsed"]
+    for seed in range(3):
+        m = _measure(lm.build_student(3, 8, 2, 2, "relu", seed), x, y)
+        assert not m["collapsed"] and m["dead_fraction_max"] < 1.0
+    half = lm.build_student(3, 8, 2, 2, "relu", 0)
+    with torch.no_grad():
+        half.hidden[0].weight[:4].zero_()
+        half.hidden[0].bias[:4].fill_(-1.0)  # half the first layer dead: damaged, not collapsed
+    m = _measure(half, x, y)
+    assert m["dead_fraction_max"] >= 0.5 and not m["collapsed"]
+
+
+def test_data_kinds_are_seeded_and_standardised():
+    x, y = lm.make_data("teacher", TINY)
+    x2, y2 = lm.make_data("teacher", TINY)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and x.shape == (20, 4) and y.shape == (20, 1)
+    assert abs(float(y.mean())) < 1e-12 and abs(float(y.std()) - 1) < 1e-12
+    x, y = lm.make_data("digits", TINY)
+    assert x.shape == (20, 4) and y.shape == (20, 2) and torch.equal(y.sum(1), torch.ones(20, dtype=torch.float64))
+    assert torch.allclose(x.mean(0), torch.zeros(4, dtype=torch.float64), atol=1e-12)
+    with pytest.raises(lm.UserError, match="prepared file .*mnist.pt does not exist"):
+        lm.make_data("mnist", {**TINY, "prepared_dir": "/nonexistent"})
+
+
+def test_paper_data_sets_read_the_prepared_file(digits_file, tmp_path):
+    """mnist, cifar10, svhn, ... come from the pipeline's prepared file; a prepared digits file stands in."""
+    import shutil
+
+    shutil.copy(digits_file, tmp_path / "svhn.pt")
+    x, y = lm.image_data("svhn", 30, 5, 3, 0, tmp_path)
+    assert x.shape == (30, 5) and y.shape == (30, 3) and torch.equal(y.sum(1), torch.ones(30, dtype=torch.float64))
+    assert torch.allclose(x.std(0), torch.ones(5, dtype=torch.float64))
+    raw, _ = lm.image_data("svhn", 30, None, 3, 0, tmp_path)
+    assert raw.shape == (30, 64)  # d: null keeps every pixel
+    with pytest.raises(lm.UserError, match="fewer than n"):
+        lm.image_data("svhn", 5000, 5, 3, 0, tmp_path)
+
+
+def test_study_rows_and_claims():
+    runs = lm.run_study(TINY)
+    assert len(runs) == 2 * 1 * 2 * 2 * 2
+    assert set(runs.data) == {"teacher", "digits"} and set(runs.d_out) == {1, 2}
+    assert (runs.gap >= -1e-9 * runs.zero_loss).all()
+    assert (runs.loss >= 0).all() and runs.certified.dtype == bool
+    assert (runs.groupby("data").ols_loss.nunique() == 1).all()
+    again = lm.run_study({**TINY, "data": ["teacher"], "widths": [2], "depths": [1]})
+    pd.testing.assert_frame_equal(again.drop(columns="wall_s"),
+                                  runs[(runs.data == "teacher") & (runs.width == 2) & (runs.depth == 1)]
+                                  .drop(columns="wall_s").reset_index(drop=True))
+    claims = lm.local_minima_claims(runs, TINY, ["runs.csv"])
+    assert [c["id"] for c in claims] == ["B1", "B2", "B3", "B4"]
+    assert all(c["verdict"] in ("supported", "not supported", "inconclusive") for c in claims)
+    assert json.dumps(claims, allow_nan=False)  # the claims fragment must be NaN-free
+    assert claims[2]["verdict"] == "supported"  # B3 is an identity: it holds at every parameter value
+
+
+def _synthetic(loss_of, certified: bool = True) -> pd.DataFrame:
+    rows = []
+    for depth in (1, 2, 3):
+        for width in (2, 4, 8, 16):
+            for seed in range(3):
+                rows.append({"data": "teacher", "activation": "tanh", "depth": depth, "width": width, "seed": seed,
+                             "loss": loss_of(depth, width, seed), "zero_loss": 50.0, "certified": certified,
+                             "collapsed": False, "gap": 0.0, "grad_norm": 1e-8,
+                             "first_gap": 0.1, "first_grad_norm": 1.0, "n_params": depth * width * 10,
+                             "rank_j": depth * width * 5, "jac_rows": 1000, "dead_fraction_max": 0.0,
+                             "min_layer_contribution": 0.0, "contains_linear": True,
+                             "ols_loss": 5.0, "rf_loss": 10.0, "min_abs_preact": 0.1, "max_abs_param": 3.0})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("loss_of, verdict", [
+    (lambda d, w, s: 10.0 / (d * w) + 0.01 * s, "supported"),
+    (lambda d, w, s: 0.1 * d * w + 0.01 * s, "not supported"),
+    (lambda d, w, s: 1.0 + 0.01 * ((d * 7 + w * 3 + s * 5) % 11), "inconclusive"),
+])
+def test_b1_verdict_follows_the_trend(loss_of, verdict):
+    runs = _synthetic(loss_of)
+    assert lm.b1_claim(runs, TINY, [])["verdict"] == verdict
+    assert lm.b1_claim(_synthetic(loss_of, certified=False), TINY, [])["verdict"] == "inconclusive"
+
+
+def test_b2_b3_b4_fail_when_the_data_contradict_them():
+    runs = _synthetic(lambda d, w, s: 1.0 / (d * w))
+    assert [c["verdict"] for c in lm.local_minima_claims(runs, TINY, [])][1:] == ["supported"] * 3
+    assert lm.b2_claim(runs.assign(gap=1e-3 * runs.loss), TINY, [])["verdict"] == "not supported"
+    # an interpolating run (L at rounding level, LB = 0) is judged against the loss floor, not against L
+    interpolating = runs.assign(loss=1e-14, gap=1e-14)
+    assert lm.b2_claim(interpolating, TINY, [])["verdict"] == "supported"
+    bad_layer = runs.assign(min_layer_contribution=-1.0)
+    assert lm.b3_claim(bad_layer, TINY, [])["verdict"] == "not supported"
+    worse = runs.assign(loss=6.0)
+    assert lm.b4_claim(worse, TINY, [])["verdict"] == "not supported"
+    assert lm.b4_claim(runs.assign(contains_linear=False), TINY, [])["verdict"] == "inconclusive"
+    # only nets whose J has full row rank qualify: L = LB = 0 there, so the comparison proves nothing
+    assert lm.b4_claim(runs.assign(rank_j=1000, loss=0.0), TINY, [])["verdict"] == "inconclusive"
+    # a collapsed run is counted, never judged: a dead net above OLS does not refute B4
+    dead = pd.concat([runs, runs.head(1).assign(collapsed=True, loss=50.0)], ignore_index=True)
+    b4 = lm.b4_claim(dead, TINY, [])
+    assert b4["verdict"] == "supported" and b4["measured"]["collapsed_worse_than_ols"] == 1
+
+
+def test_cli_writes_runs_claims_and_figure(tmp_path):
+    from globalmin.cli import main
+
+    cfg = {**TINY, "data": ["teacher"], "activations": ["relu", "tanh"], "widths": [2, 4], "depths": [1],
+           "seeds": [0]}
+    out, fragment = tmp_path / "study", tmp_path / "claims.json"
+    assert main(["local-minima", "--config", json.dumps(cfg), "--out-dir", str(out), "--claims", str(fragment)]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 4 and {"loss", "lower_bound", "gap", "grad_norm", "rank_j", "collapsed"} <= set(runs)
+    record = json.loads(fragment.read_text())
+    assert record["study"] == "local_minima" and [c["id"] for c in record["claims"]] == ["B1", "B2", "B3", "B4"]
+    figures = tmp_path / "figures"
+    assert main(["figures", "--local-minima", str(out / "runs.csv"), "--out-dir", str(figures)]) == 0
+    assert (figures / "local_minima.png").stat().st_size > 10_000 and (figures / "local_minima.pdf").exists()
