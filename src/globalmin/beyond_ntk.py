@@ -16,6 +16,7 @@ init), as in the certificate at init.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def measure_run(data_path: str | Path, model_path: str | Path, subset: int) -> d
     device = resolve_device(cfg["train"]["device"])  # the run's own device setting (auto: a GPU if present)
     data = datamod.load(data_path)
     init, _ = init_base(data, saved["seed"], cfg["model"], cfg["train"], device)
-    final, _ = init_base(data, saved["seed"], cfg["model"], cfg["train"], device)
+    final = copy.deepcopy(init)
     final.load_state_dict(saved["model"])
     x = data.x_train[:subset].float().to(device)
     dataset, aug, seed, algorithm = saved["run_id"].split("/")
@@ -144,5 +145,5 @@ def beyond_ntk_claim(resnet: pd.DataFrame, lazy: pd.DataFrame, depth: int, facto
         RECIPE, evidence, measured, verdict, reconstructed=True,
         rule=f"supported if, for relative weight movement, ReLU flip fraction and relative kernel change alike, the "
              f"median over base runs is at least {factor:g} x the mean of the widest NTK-study MLP "
-             f"(m = {measured['widest_mlp_m']}, depth {depth}); not supported if all three are below it; "
-             f"inconclusive otherwise")
+             f"(m = {measured['widest_mlp_m']}, depth {depth}); not supported if all three are below the widest "
+             f"MLP's own value (ratio < 1); inconclusive otherwise")
