@@ -1,22 +1,43 @@
-"""Shared fixtures: the real digits data prepared once, and tiny model/training configs for fast runs."""
+"""Shared fixtures: the real digits prepared once, tiny model/training configs, a runner for short training runs,
+and the whole DAG run once on config/test.yaml in a temporary copy of the workflow (for every integration test)."""
 
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from globalmin import data
+from globalmin import base, data, recipe
 
 REPO = Path(__file__).resolve().parents[1]
 
 TINY_MODEL = {"widths": [4], "blocks": [1], "wide_width": None, "wide_activation": "tanh"}
 TINY_TRAIN = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "batch_size": 64,
-              "eval_batch_size": 2048, "epochs": {"plain": 2, "augmented": 2},
+              "eval_batch_size": 2048, "eval_every": 1, "epochs": {"plain": 2, "augmented": 2},
               "milestones": {"plain": [1], "augmented": [1]}, "lr_gamma": 0.1, "device": "cpu", "bf16": False,
               "threads": 1}
-RECIPE = {"tau_fraction": 0.5, "noise_on": "wide", "noise_scale": 1e-3, "phase2_trains": "head"}
+RECIPE = {"tau_fraction": 0.5, "noise_on": "wide", "noise_scale": 1e-3, "phase2_trains": "head",
+          "optimum": {"max_n": 4096, "max_iterations": 2000, "error_bound": 1e-8, "grad_tol": 1e-6}}
+WORKFLOW_PARTS = ("workflow", "config", "profiles", "src", "docs")
+
+
+def train_base(data_file: Path, out: Path, seed: int, augmented: bool, model: dict[str, Any],
+               train: dict[str, Any], tau_fraction: float, ablation: tuple[float, ...] = (),
+               condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One base run through the stage's entry point (as the rule calls it)."""
+    cfg = {"model": model, "train": train, "tau_fraction": tau_fraction, "ablation": list(ablation),
+           "condition": condition or {"name": "standard"}, "seed": seed, "augment": augmented}
+    return base.run(cfg, {"data": data_file}, {"run_dir": out})
+
+
+def train_recipe(data_file: Path, tau_state: Path, out: Path, recipe_cfg: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """One A(base) run from one tau-state through the stage's entry point."""
+    return recipe.run(recipe_cfg or RECIPE, {"data": data_file, "tau_states": [tau_state]}, {"run_dirs": [out]})[0]
 
 
 @pytest.fixture(scope="session")
@@ -30,4 +51,27 @@ def digits_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny() -> dict:
     """Fresh copies of the tiny model, train and recipe sections."""
-    return {"model": copy.deepcopy(TINY_MODEL), "train": copy.deepcopy(TINY_TRAIN), "recipe": dict(RECIPE)}
+    return {"model": copy.deepcopy(TINY_MODEL), "train": copy.deepcopy(TINY_TRAIN), "recipe": copy.deepcopy(RECIPE)}
+
+
+def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run Snakemake in `cwd`, capturing its output."""
+    return subprocess.run(["snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_workflow(target: Path) -> Path:
+    """A copy of the workflow (Snakefile, rules, config, profiles, sources, docs) in `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "Snakefile", target)
+    for folder in WORKFLOW_PARTS:
+        shutil.copytree(REPO / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return target
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole DAG run once on config/test.yaml in a temporary copy of the workflow."""
+    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    done = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work

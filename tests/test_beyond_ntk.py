@@ -51,16 +51,41 @@ def test_moving_one_layer_is_seen_by_all_three_metrics():
     assert result["relative_weight_movement_head"] == result["relative_weight_movement_wide"] == 0.0
 
 
-def test_claim_compares_resnet_runs_with_the_widest_lazy_mlp():
-    lazy = pd.DataFrame({"m": [64, 1024], "depth": [2, 2], "relative_weight_movement": [0.1, 0.01],
-                         "flip_fraction": [0.05, 0.01], "kernel_change": [0.2, 0.02]})
-    resnet = pd.DataFrame({"algorithm": ["base", "base", "A(base)"], "dataset": "digits", "augment": False,
-                           "relative_weight_movement": [0.2, 0.3, 0.3], "flip_fraction": [0.3, 0.4, 0.4],
-                           "kernel_change": [5.0, 7.0, 7.0]})
-    claim = beyond_ntk.beyond_ntk_claim(resnet, lazy, depth=2, factor=10, evidence=[])
-    assert claim["id"] == "R4" and claim["verdict"] == "supported"
-    assert claim["measured"]["kernel_change"]["ratio"] == pytest.approx(6.0 / 0.02)
-    lazy_far = lazy.assign(relative_weight_movement=[0.5, 0.5])
-    assert beyond_ntk.beyond_ntk_claim(resnet, lazy_far, 2, 10, [])["verdict"] == "inconclusive"
-    table = beyond_ntk.comparison(resnet, lazy, depth=2)
-    assert len(table) == 2 + 2 and set(table.kind) == {"lazy MLP (ntk study)", "Recipe ResNet run"}
+LAZY = pd.DataFrame({"m": [64, 256, 1024], "depth": 2, "relative_weight_movement": [0.1, 0.05, 0.01],
+                     "flip_fraction": [0.1, 0.05, 0.03], "kernel_change": [0.6, 0.2, 0.05],
+                     "kernel_distance": [0.05, 0.01, 0.001]})
+
+
+def _resnet(distance: float) -> pd.DataFrame:
+    return pd.DataFrame({"algorithm": ["base", "base", "A(base)"], "dataset": "digits", "condition": "standard",
+                         "augment": False, "relative_weight_movement": 0.2, "flip_fraction": 0.4,
+                         "kernel_change": 600.0, "kernel_distance": [distance, distance, 1.0]})
+
+
+@pytest.mark.parametrize("distance, verdict", [(0.2, "supported"), (0.0005, "not supported"), (0.03, "inconclusive")])
+def test_r4_reads_the_scale_free_kernel_distance_against_the_whole_width_trend(distance, verdict):
+    claim = beyond_ntk.beyond_ntk_claim(_resnet(distance), LAZY, depth=2, evidence=[])
+    assert claim["id"] == "R4" and claim["verdict"] == verdict and claim["reconstructed"]
+    assert claim["measured"]["mlp_by_width"] == {64: 0.05, 256: 0.01, 1024: 0.001}
+    assert claim["measured"]["resnet_base_median"] == distance
+    if verdict == "inconclusive":  # as lazy as an MLP of width between 64 and 256
+        assert 64 < claim["measured"]["mlp_width_with_equal_value"] < 256
+
+
+def test_comparison_table_lists_mlps_and_resnet_settings():
+    table = beyond_ntk.comparison(_resnet(0.03), LAZY, depth=2)
+    assert len(table) == 3 + 2 and set(table.kind) == {"lazy MLP (ntk study)", "Recipe ResNet run"}
+
+
+def test_measure_runs_shares_the_initial_network_of_a_seed(digits_file, tmp_path):
+    from conftest import TINY_MODEL, TINY_TRAIN, train_base
+
+    models = []
+    for condition, labels in (("standard", "dataset"), ("random_labels", "random")):
+        out = tmp_path / condition
+        train_base(digits_file, out, 0, False, TINY_MODEL, TINY_TRAIN, 0.5,
+                   condition={"name": condition, "labels": labels, "label_seed": 0})
+        models.append(str(out / "model.pt"))
+    runs = beyond_ntk.measure_runs([str(digits_file)], models, subset=6)
+    assert list(runs.condition) == ["standard", "random_labels"] and (runs.relative_weight_movement > 0).all()
+    assert runs.subset_size.eq(6).all() and (runs.kernel_distance > 0).all()

@@ -49,6 +49,15 @@ def test_missing_and_foreign_files_are_named(tmp_path):
         data.load(tmp_path / "foreign.pt")
 
 
-def test_unknown_data_set_lists_known_ones(tmp_path):
-    with pytest.raises(UserError, match="unknown data set 'mnist2'.*digits"):
+def test_unknown_data_set_names_the_closest(tmp_path):
+    with pytest.raises(UserError, match="unknown data set 'mnist2'; did you mean 'mnist'\\?.*digits"):
         data.prepare("mnist2", tmp_path / "x.pt")
+
+
+def test_subsets_of_train_and_test_are_seeded_and_recorded(tmp_path):
+    summary = data.prepare("digits", tmp_path / "d.pt", {"test_size": 500, "train_subset": 100, "test_subset": 50})
+    assert summary["n_train"] == 100 and summary["n_test"] == 50
+    record = torch.load(tmp_path / "d.pt", weights_only=True)
+    assert record["split"]["test_subset"]["size"] == 50 and len(record["split"]["train_subset"]["index"]) == 100
+    again = data.prepare("digits", tmp_path / "e.pt", {"test_size": 500, "train_subset": 100, "test_subset": 50})
+    assert again == summary and (tmp_path / "d.pt").read_bytes() == (tmp_path / "e.pt").read_bytes()

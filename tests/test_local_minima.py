@@ -1,5 +1,5 @@
 """The local-minimum study: the projection bound at exact critical points, its per-layer split, the baselines,
-the collapse flag, the study and its verdicts (claims B1-B4), the CLI command and the figure."""
+the collapse flag, the study and its verdicts (claims B1, B2, B4, check B3), the stage's files and its figures."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from globalmin import local_minima as lm
+from globalmin import local_minima_claims as lmc
 
 TINY = {"data": ["teacher", "digits"], "n": 20, "d": 4, "d_out": 1, "classes": 2, "teacher_width": 8,
-        "teacher_noise": 0.3, "data_seed": 0, "prepared_dir": "data/prepared", "activations": ["tanh"],
+        "teacher_noise": 0.3, "data_seed": 0, "activations": ["tanh"],
         "depths": [1, 2], "widths": [2, 6], "seeds": [0, 1], "optimizer": "adam", "lr": 0.01, "steps": 60,
         "polish": "lm", "polish_iters": 30, "grad_tol": 1e-6, "rank_rtol": 1e-10, "contain_tol": 1e-6,
         "rf_draws": 2, "threads": 1, "loss_floor": 1e-6, "kink_tol": 1e-8, "alpha": 0.05, "min_slice_runs": 4,
@@ -159,16 +160,17 @@ def test_collapse_flag_only_for_a_dead_network():
     assert m["dead_fraction_max"] >= 0.5 and not m["collapsed"]
 
 
-def test_data_kinds_are_seeded_and_standardised():
-    x, y = lm.make_data("teacher", TINY)
-    x2, y2 = lm.make_data("teacher", TINY)
+def test_data_kinds_are_seeded_and_standardised(digits_file):
+    prepared = {"digits": str(digits_file)}
+    x, y = lm.make_data("teacher", TINY, prepared)
+    x2, y2 = lm.make_data("teacher", TINY, prepared)
     assert torch.equal(x, x2) and torch.equal(y, y2) and x.shape == (20, 4) and y.shape == (20, 1)
     assert abs(float(y.mean())) < 1e-12 and abs(float(y.std()) - 1) < 1e-12
-    x, y = lm.make_data("digits", TINY)
+    x, y = lm.make_data("digits", TINY, prepared)
     assert x.shape == (20, 4) and y.shape == (20, 2) and torch.equal(y.sum(1), torch.ones(20, dtype=torch.float64))
     assert torch.allclose(x.mean(0), torch.zeros(4, dtype=torch.float64), atol=1e-12)
-    with pytest.raises(lm.UserError, match="prepared file .*mnist.pt does not exist"):
-        lm.make_data("mnist", {**TINY, "prepared_dir": "/nonexistent"})
+    with pytest.raises(lm.UserError, match="no prepared file of mnist was given"):
+        lm.make_data("mnist", TINY, prepared)
 
 
 def test_paper_data_sets_read_the_prepared_file(digits_file, tmp_path):
@@ -176,31 +178,32 @@ def test_paper_data_sets_read_the_prepared_file(digits_file, tmp_path):
     import shutil
 
     shutil.copy(digits_file, tmp_path / "svhn.pt")
-    x, y = lm.image_data("svhn", 30, 5, 3, 0, tmp_path)
+    prepared = {"svhn": str(tmp_path / "svhn.pt")}
+    x, y = lm.image_data("svhn", 30, 5, 3, 0, prepared)
     assert x.shape == (30, 5) and y.shape == (30, 3) and torch.equal(y.sum(1), torch.ones(30, dtype=torch.float64))
     assert torch.allclose(x.std(0), torch.ones(5, dtype=torch.float64))
-    raw, _ = lm.image_data("svhn", 30, None, 3, 0, tmp_path)
+    raw, _ = lm.image_data("svhn", 30, None, 3, 0, prepared)
     assert raw.shape == (30, 64)  # d: null keeps every pixel
     with pytest.raises(lm.UserError, match="fewer than n"):
-        lm.image_data("svhn", 5000, 5, 3, 0, tmp_path)
+        lm.image_data("svhn", 5000, 5, 3, 0, prepared)
 
 
-def test_study_rows_and_claims():
-    runs = lm.run_study(TINY)
+def test_study_rows_and_claims(digits_file):
+    prepared = {"digits": str(digits_file)}
+    runs = lm.run_study(TINY, prepared)
     assert len(runs) == 2 * 1 * 2 * 2 * 2
     assert set(runs.data) == {"teacher", "digits"} and set(runs.d_out) == {1, 2}
     assert (runs.gap >= -1e-9 * runs.zero_loss).all()
     assert (runs.loss >= 0).all() and runs.certified.dtype == bool
     assert (runs.groupby("data").ols_loss.nunique() == 1).all()
-    again = lm.run_study({**TINY, "data": ["teacher"], "widths": [2], "depths": [1]})
-    pd.testing.assert_frame_equal(again.drop(columns="wall_s"),
-                                  runs[(runs.data == "teacher") & (runs.width == 2) & (runs.depth == 1)]
-                                  .drop(columns="wall_s").reset_index(drop=True))
-    claims = lm.local_minima_claims(runs, TINY, ["runs.csv"])
+    again = lm.run_study({**TINY, "data": ["teacher"], "widths": [2], "depths": [1]}, prepared)
+    pd.testing.assert_frame_equal(again, runs[(runs.data == "teacher") & (runs.width == 2) & (runs.depth == 1)]
+                                  .reset_index(drop=True))
+    claims = lmc.judge(runs, TINY, ["runs.csv"])
     assert [c["id"] for c in claims] == ["B1", "B2", "B3", "B4"]
-    assert all(c["verdict"] in ("supported", "not supported", "inconclusive") for c in claims)
+    assert [c["kind"] for c in claims] == ["claim", "claim", "check", "claim"]
     assert json.dumps(claims, allow_nan=False)  # the claims fragment must be NaN-free
-    assert claims[2]["verdict"] == "supported"  # B3 is an identity: it holds at every parameter value
+    assert claims[2]["verdict"] == "passed"  # B3 is an identity: it holds at every parameter value
 
 
 def _synthetic(loss_of, certified: bool = True) -> pd.DataFrame:
@@ -225,41 +228,46 @@ def _synthetic(loss_of, certified: bool = True) -> pd.DataFrame:
 ])
 def test_b1_verdict_follows_the_trend(loss_of, verdict):
     runs = _synthetic(loss_of)
-    assert lm.b1_claim(runs, TINY, [])["verdict"] == verdict
-    assert lm.b1_claim(_synthetic(loss_of, certified=False), TINY, [])["verdict"] == "inconclusive"
+    assert lmc.b1_claim(runs, TINY, [])["verdict"] == verdict
+    assert lmc.b1_claim(_synthetic(loss_of, certified=False), TINY, [])["verdict"] == "inconclusive"
 
 
-def test_b2_b3_b4_fail_when_the_data_contradict_them():
+def test_b2_b4_fail_and_b3_check_fails_when_the_data_contradict_them():
     runs = _synthetic(lambda d, w, s: 1.0 / (d * w))
-    assert [c["verdict"] for c in lm.local_minima_claims(runs, TINY, [])][1:] == ["supported"] * 3
-    assert lm.b2_claim(runs.assign(gap=1e-3 * runs.loss), TINY, [])["verdict"] == "not supported"
+    assert [c["verdict"] for c in lmc.judge(runs, TINY, [])][1:] == ["supported", "passed", "supported"]
+    assert lmc.b2_claim(runs.assign(gap=1e-3 * runs.loss), TINY, [])["verdict"] == "not supported"
     # an interpolating run (L at rounding level, LB = 0) is judged against the loss floor, not against L
     interpolating = runs.assign(loss=1e-14, gap=1e-14)
-    assert lm.b2_claim(interpolating, TINY, [])["verdict"] == "supported"
+    assert lmc.b2_claim(interpolating, TINY, [])["verdict"] == "supported"
+    # no certified run and a gap that does not follow the gradient: nothing decides B2
+    loose = runs.assign(certified=False, first_gap=runs.gap, first_grad_norm=runs.grad_norm)
+    assert lmc.b2_claim(loose, TINY, [])["verdict"] == "inconclusive"
     bad_layer = runs.assign(min_layer_contribution=-1.0)
-    assert lm.b3_claim(bad_layer, TINY, [])["verdict"] == "not supported"
+    assert lmc.b3_check(bad_layer, TINY, [])["verdict"] == "failed"
     worse = runs.assign(loss=6.0)
-    assert lm.b4_claim(worse, TINY, [])["verdict"] == "not supported"
-    assert lm.b4_claim(runs.assign(contains_linear=False), TINY, [])["verdict"] == "inconclusive"
+    assert lmc.b4_claim(worse, TINY, [])["verdict"] == "not supported"
+    assert lmc.b4_claim(runs.assign(contains_linear=False), TINY, [])["verdict"] == "inconclusive"
     # only nets whose J has full row rank qualify: L = LB = 0 there, so the comparison proves nothing
-    assert lm.b4_claim(runs.assign(rank_j=1000, loss=0.0), TINY, [])["verdict"] == "inconclusive"
+    assert lmc.b4_claim(runs.assign(rank_j=1000, loss=0.0), TINY, [])["verdict"] == "inconclusive"
     # a collapsed run is counted, never judged: a dead net above OLS does not refute B4
     dead = pd.concat([runs, runs.head(1).assign(collapsed=True, loss=50.0)], ignore_index=True)
-    b4 = lm.b4_claim(dead, TINY, [])
+    b4 = lmc.b4_claim(dead, TINY, [])
     assert b4["verdict"] == "supported" and b4["measured"]["collapsed_worse_than_ols"] == 1
 
 
-def test_cli_writes_runs_claims_and_figure(tmp_path):
+def test_cli_writes_runs_claims_and_figures(tmp_path):
     from globalmin.cli import main
 
     cfg = {**TINY, "data": ["teacher"], "activations": ["relu", "tanh"], "widths": [2, 4], "depths": [1],
            "seeds": [0]}
-    out, fragment = tmp_path / "study", tmp_path / "claims.json"
-    assert main(["local-minima", "--config", json.dumps(cfg), "--out-dir", str(out), "--claims", str(fragment)]) == 0
+    out = tmp_path / "study"
+    assert main(["local-minima", "--config", json.dumps(cfg), "--out-dir", str(out)]) == 0
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 4 and {"loss", "lower_bound", "gap", "grad_norm", "rank_j", "collapsed"} <= set(runs)
-    record = json.loads(fragment.read_text())
-    assert record["study"] == "local_minima" and [c["id"] for c in record["claims"]] == ["B1", "B2", "B3", "B4"]
+    record = json.loads((out / "claims.json").read_text())
+    assert record["stage"] == "local_minima" and [c["id"] for c in record["records"]] == ["B1", "B2", "B3", "B4"]
+    assert "NaN" not in (out / "summary.html").read_text()  # slices without a certified run show '–'
     figures = tmp_path / "figures"
-    assert main(["figures", "--local-minima", str(out / "runs.csv"), "--out-dir", str(figures)]) == 0
-    assert (figures / "local_minima.png").stat().st_size > 10_000 and (figures / "local_minima.pdf").exists()
+    assert main(["figure-local-minima", "--inputs", f"runs={out / 'runs.csv'}", "--out-dir", str(figures)]) == 0
+    for name in ("local_minima", "local_minima_gap"):
+        assert (figures / f"{name}.png").stat().st_size > 10_000 and (figures / f"{name}.pdf").exists()

@@ -1,42 +1,64 @@
-"""Aggregation, figures and the HTML report, from real tiny runs."""
+"""Aggregation, figures and the HTML report and summary, from real tiny runs of every kind of condition."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from globalmin import aggregate, claims, figures, report, train
+from conftest import TINY_MODEL, TINY_TRAIN, train_base, train_recipe
+from globalmin import aggregate, claims, report
+from globalmin.figures import recipe as recipe_figures
+from globalmin.runinfo import write_json
+
+CLAIMS_CFG = {"equivalence_margin_pp": 0.5, "alpha": 0.05, "gap_fraction": 0.1, "gap_floor": 1e-6}
 
 
 @pytest.fixture(scope="module")
 def tables(digits_file, tmp_path_factory):
-    from conftest import RECIPE, TINY_MODEL, TINY_TRAIN
-
     out = tmp_path_factory.mktemp("agg")
     metrics = []
-    for augmented in (False, True):
-        for seed in (0, 1):
-            run = out / f"{augmented}{seed}"
-            train.train_base(digits_file, run / "base", seed, augmented, TINY_MODEL, TINY_TRAIN, 0.5)
-            train.train_recipe(digits_file, run / "base" / "tau_state.pt", run / "recipe", RECIPE)
+    for condition, labels, augmented, seeds in (("standard", "dataset", False, (0, 1)),
+                                                ("standard", "dataset", True, (0, 1)),
+                                                ("random_labels", "random", False, (0,))):
+        for seed in seeds:
+            run = out / condition / f"{augmented}{seed}"
+            train_base(digits_file, run / "base", seed, augmented, TINY_MODEL, TINY_TRAIN, 0.5,
+                       condition={"name": condition, "labels": labels, "label_seed": 0})
+            train_recipe(digits_file, run / "base" / "tau_state.pt", run / "recipe")
             metrics += [run / "base" / "metrics.json", run / "recipe" / "metrics.json"]
-    runs, curves = aggregate.collect_runs(metrics)
-    aggregate.write_tables(runs, curves, out / "tables")
+    aggregate.run(CLAIMS_CFG, {"metrics": metrics}, {"out_dir": out / "tables", "summary": out / "metrics.json",
+                                                    "plots_dir": out / "plots"})
     return out
 
 
-def test_table1_has_one_row_per_dataset_and_augmentation(tables):
+def test_table1_reads_the_standard_condition_only(tables):
     table = pd.read_csv(tables / "tables" / "table1.csv")
     assert list(table.Augmentation) == ["no", "yes"] and (table["# training points"] == 1297).all()
     runs = pd.read_csv(tables / "tables" / "runs.csv")
     for row in table.itertuples():
-        certs = runs[(runs.algorithm == "recipe") & (runs.augment == (row.Augmentation == "yes"))]
+        certs = runs[(runs.algorithm == "recipe") & (runs.augment == (row.Augmentation == "yes"))
+                     & (runs.condition == "standard")]
         k = int(certs.cert_full_rank.sum())
-        assert f"({k}/2 runs; min σ_min {certs.cert_sigma_min.min():.2e})" in row[3]
-        assert row[3].startswith("verified" if k == 2 else "NOT verified")
+        assert f"({k}/2 runs; min σ_min {certs.cert_sigma_min.min():.2e}; float32 rank" in row[3]
     assert table["base test error (%)"].str.match(r"^\d+\.\d\d \(\d+\.\d\d\)$").all()
     assert "\\begin{tabular}" in (tables / "tables" / "table1.tex").read_text()
-    assert len(runs) == 8 and runs[runs.algorithm == "recipe"].cert_rank.notna().all()
+    assert len(runs) == 10 and runs[runs.algorithm == "recipe"].cert_rank.notna().all()
+
+
+def test_conditions_table_and_base_error_at_tau(tables):
+    conditions = pd.read_csv(tables / "tables" / "conditions.csv")
+    assert set(conditions.Condition) == {"standard", "random_labels"}
+    noaug = conditions[(conditions.Condition == "random_labels")].iloc[0]
+    runs = pd.read_csv(tables / "tables" / "runs.csv")
+    kind = runs[(runs.condition == "random_labels") & (runs.algorithm == "recipe")].p2_infimum_kind.iloc[0]
+    assert noaug["infimum (no weight decay)"].startswith({"zero": "0 ", "undecided": "undecided "}.get(kind, ""))
+    assert noaug["infimum (no weight decay)"].endswith("(1/1)") and "→" in noaug["gap at τ → T (median)"]
+    augmented = conditions[conditions.Augmentation == "yes"].iloc[0]
+    assert augmented["gap at τ → T (median)"] == "–"  # not computed for augmented runs
+    assert runs[runs.algorithm == "recipe"].base_train_error_at_tau.notna().all()
+    ledger = claims.merge([tables / "tables" / "claims.json"])
+    assert [c["id"] for c in ledger["claims"]] == ["R1", "R2", "R3"]
+    assert [c["id"] for c in ledger["checks"]] == ["C1", "C2", "C3"]
 
 
 def test_no_runs_is_an_error():
@@ -44,22 +66,39 @@ def test_no_runs_is_an_error():
         aggregate.collect_runs([])
 
 
-def test_figures_and_report_render(tables):
-    runs = pd.read_csv(tables / "tables" / "runs.csv")
-    curves = pd.read_csv(tables / "tables" / "curves.csv")
+def test_figures_report_and_summary_render(tables):
     figs = tables / "report" / "figures"
-    written = figures.plot_curves(curves, figs / "curves.png") + figures.plot_sigma_min(runs, figs / "sigma_min.png")
-    assert all(p.stat().st_size > 1000 for p in written) and {p.suffix for p in written} == {".png", ".pdf"}
-    fragment = claims.write_fragment(tables / "recipe.json", "recipe", claims.recipe_claims(
-        runs, curves, {"comparable_tolerance": 1.0, "monotone_rel_tol": 0.01}, []))
-    from globalmin.runinfo import write_json
-    write_json(tables / "claims.json", claims.merge([fragment]))
-    cfg = {"recipe": {"tau_fraction": 0.5}, "model": {"wide_activation": "tanh"}, "report": {"title": "T<1>"}}
-    html = report.render(tables / "tables", tables / "claims.json", [figs / "curves.png", figs / "sigma_min.png"],
-                         tables / "report" / "index.html", cfg, None).read_text()
+    written = recipe_figures.run({}, {"inputs": [f"runs={tables / 'tables' / 'runs.csv'}",
+                                                 f"curves={tables / 'tables' / 'curves.csv'}"]}, {"out_dir": figs})
+    assert len(written) == 8 and all(p.stat().st_size > 1000 for p in written)
+    write_json(tables / "claims.json", claims.merge([tables / "tables" / "claims.json"]))
+    paper = tables / "paper_values.yaml"
+    paper.write_text("values: []\n")
+    cfg = {"recipe": {"tau_fraction": 0.9}, "model": {"wide_activation": "tanh", "widths": [64, 128, 256, 512]},
+           "train": {"lr": 0.01, "epochs": {"plain": 30, "augmented": 60}}, "report": {"title": "T<1>"}}
+    report.run(cfg, {"tables": tables / "tables", "claims": tables / "claims.json",
+                     "figures": [str(p) for p in written if p.suffix == ".png"], "paper_values": paper},
+               {"html": tables / "report" / "index.html", "summary": tables / "report" / "summary.md"})
+    html = (tables / "report" / "index.html").read_text()
     assert "T&lt;1&gt;" in html  # autoescaped
-    assert 'src="figures/curves.png"' in html and "R1" in html and "R3" in html
-    assert html.count("seed0/recipe") + html.count("seed1/recipe") == 4  # one certificate row per A(base) run
-    assert "<code>recipe.tau_fraction</code>" in html and "differs: the paper used 0.9" in html
-    assert "as in the paper (reconstructed reading)" not in html  # nothing in cfg matches the paper here
-    assert (tables / "report" / "tables" / "table1.tex").exists()
+    assert 'src="figures/gap.png"' in html and "R1" in html and "Instrument checks" in html
+    assert "Generated" not in html and "wall" not in html  # no time stamps or timings: byte-stable
+    summary = (tables / "report" / "summary.md").read_text()
+    assert summary.startswith("# T<1>") and "| digits | 1297 |" in summary and "**C1**" in summary
+
+
+@pytest.mark.parametrize("key, value, source", [
+    ("train.lr", 0.01, "authors' related code"),
+    ("train.epochs", {"plain": 30, "augmented": 60}, "this project's choice: fewer epochs for a CPU"),
+    ("recipe.tau_fraction", 0.9, "this project's choice: the reconstruction's default reading"),
+    ("model.widths", [64, 128, 256, 512], "authors' related code"),
+])
+def test_every_value_names_its_source(key, value, source):
+    section, name = key.split(".")
+    rows = {r["key"]: r for r in report.provenance({section: {name: value}}, [])}
+    assert rows[key]["source"].startswith(source)
+    assert "paper" not in rows[key]["source"].split(":")[0]  # nothing is the paper's without a recorded source
+    recorded = [{"key": key, "value": value, "what": key, "source": "Table 2 of the paper"}]
+    assert report.provenance({section: {name: value}}, recorded)[[r["key"] for r in
+                                                                  report.provenance({}, [])].index(key)][
+        "source"] == "paper (Table 2 of the paper)"

@@ -12,23 +12,20 @@ import time
 import pytest
 import torch
 
-from conftest import RECIPE, TINY_MODEL, TINY_TRAIN
-from globalmin import train
+from conftest import TINY_MODEL, TINY_TRAIN, train_base, train_recipe
+from globalmin import recipe, train
 
 
 def _base_cmd(data, out, epochs: int) -> list[str]:
     cfg = {**TINY_TRAIN, "epochs": {"plain": epochs, "augmented": epochs}, "milestones": {"plain": [3], "augmented": [3]}}
+    settings = {"model": TINY_MODEL, "train": cfg, "tau_fraction": 0.5, "condition": {"name": "standard"}}
     return [sys.executable, "-m", "globalmin", "train-base", "--data", str(data), "--out-dir", str(out), "--seed", "1",
-            "--augment", "aug", "--model", json.dumps(TINY_MODEL), "--train", json.dumps(cfg), "--tau-fraction", "0.5"]
+            "--augment", "aug", "--config", json.dumps(settings)]
 
 
-def _same_run(a, b) -> None:
-    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-    assert ma["final"] == mb["final"] and ma["schedule"] == mb["schedule"]
-    assert (a / "curve.csv").read_text() == (b / "curve.csv").read_text()
-    for name in ("model.pt", "tau_state.pt"):
-        sa, sb = (torch.load(d / name, weights_only=True)["model"] for d in (a, b))
-        assert all(torch.equal(sa[k], sb[k]) for k in sa), name
+def _same_run(a, b, names=("model.pt", "tau_state.pt", "curve.csv", "metrics.json")) -> None:
+    for name in names:  # byte for byte: a resumed run is the uninterrupted run
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 def test_sigkill_mid_run_resumes_to_identical_results(digits_file, tmp_path):
@@ -52,46 +49,47 @@ def test_sigkill_mid_run_resumes_to_identical_results(digits_file, tmp_path):
 
 def test_interrupted_recipe_resumes_to_identical_results(digits_file, tmp_path, monkeypatch):
     cfg = {**TINY_TRAIN, "epochs": {"plain": 6, "augmented": 6}}
-    train.train_base(digits_file, tmp_path / "base", 2, False, TINY_MODEL, cfg, 0.3)
+    train_base(digits_file, tmp_path / "base", 2, False, TINY_MODEL, cfg, 0.3)
     tau_state = tmp_path / "base" / "tau_state.pt"
-    clean = train.train_recipe(digits_file, tau_state, tmp_path / "clean", RECIPE)
-    real_step = train.sgd_step
+    clean = train_recipe(digits_file, tau_state, tmp_path / "clean")
+    stop_at = clean["schedule"]["tau"] + 2 * clean["schedule"]["iters_per_epoch"]
+    real_step = recipe.phase2_step
 
-    def failing_step(model, optimizer, ctx, it):
-        if it == clean["schedule"]["tau"] + 2 * clean["schedule"]["iters_per_epoch"]:
-            raise KeyboardInterrupt("pre-empted")
-        real_step(model, optimizer, ctx, it)
+    def failing_step(*args, **kwargs):
+        step = real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train, "sgd_step", failing_step)
+        def wrapped(it, lr):
+            if it == stop_at:
+                raise KeyboardInterrupt("pre-empted")
+            return step(it, lr)
+        return wrapped
+
+    monkeypatch.setattr(recipe, "phase2_step", failing_step)
     with pytest.raises(KeyboardInterrupt):
-        train.train_recipe(digits_file, tau_state, tmp_path / "resumed", RECIPE)
-    monkeypatch.setattr(train, "sgd_step", real_step)
+        train_recipe(digits_file, tau_state, tmp_path / "resumed")
+    monkeypatch.setattr(recipe, "phase2_step", real_step)
     assert (tmp_path / "resumed" / train.RESUME_FILE).exists() and not (tmp_path / "resumed" / "metrics.json").exists()
     (tmp_path / "resumed" / "certificate.json").unlink()  # Snakemake deletes a failed job's declared outputs
 
     def no_second_certificate(*args, **kwargs):
         raise AssertionError("a resumed A(base) run must reuse its certificate, not recompute it")
 
-    monkeypatch.setattr(train, "certify_model", no_second_certificate)
-    resumed = train.train_recipe(digits_file, tau_state, tmp_path / "resumed", RECIPE)
-    certs = [json.loads((tmp_path / d / "certificate.json").read_text()) for d in ("clean", "resumed")]
-    for cert in certs:
-        cert.pop("seconds")  # time taken differs between the two computations
-    assert certs[0] == certs[1]
+    monkeypatch.setattr(recipe, "certificate_at_tau", no_second_certificate)
+    resumed = train_recipe(digits_file, tau_state, tmp_path / "resumed")
     assert resumed["final"] == clean["final"]
-    assert (tmp_path / "clean" / "curve.csv").read_text() == (tmp_path / "resumed" / "curve.csv").read_text()
+    _same_run(tmp_path / "clean", tmp_path / "resumed", ("model.pt", "curve.csv", "metrics.json", "certificate.json"))
 
 
 def test_resume_file_of_another_config_or_cut_short_is_not_trusted(digits_file, tmp_path, caplog):
     cfg = {**TINY_TRAIN, "epochs": {"plain": 3, "augmented": 3}}
-    train.train_base(digits_file, tmp_path / "a", 0, False, TINY_MODEL, cfg, 0.5)
+    train_base(digits_file, tmp_path / "a", 0, False, TINY_MODEL, cfg, 0.5)
     reference = json.loads((tmp_path / "a" / "metrics.json").read_text())["final"]
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / train.RESUME_FILE).write_bytes(b"PK\x03\x04 cut short")
-    assert train.train_base(digits_file, tmp_path / "b", 0, False, TINY_MODEL, cfg, 0.5)["final"] == reference
+    assert train_base(digits_file, tmp_path / "b", 0, False, TINY_MODEL, cfg, 0.5)["final"] == reference
     assert "ignoring unreadable" in caplog.text
     other = {**TINY_MODEL, "wide_activation": "softplus"}
     state = {"fingerprint": "not this run", "iteration": 21}
     torch.save(state, tmp_path / "b" / train.RESUME_FILE)
-    train.train_base(digits_file, tmp_path / "b", 0, False, other, cfg, 0.5)
+    train_base(digits_file, tmp_path / "b", 0, False, other, cfg, 0.5)
     assert "different config or run" in caplog.text

@@ -44,3 +44,19 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         with pytest.raises(runinfo.UserError, match="CUDA is not available; set train.device"):
             runinfo.resolve_device("cuda")
         assert runinfo.resolve_device("auto").type == "cpu"
+
+
+def test_files_get_the_umask_mode_and_torch_files_are_byte_stable(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        mode = runinfo.FILE_MODE
+    finally:
+        os.umask(old)
+    path = runinfo.write_json(tmp_path / "a.json", {"a": 1})
+    assert path.stat().st_mode & 0o777 == mode
+    runinfo.save_torch(tmp_path / "x.pt", {"w": torch.arange(4.0)})
+    runinfo.save_torch(tmp_path / "other-name.pt", {"w": torch.arange(4.0)})
+    assert (tmp_path / "x.pt").read_bytes() == (tmp_path / "other-name.pt").read_bytes()
+    assert (tmp_path / "x.pt").stat().st_mode & 0o777 == mode

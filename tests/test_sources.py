@@ -1,7 +1,10 @@
-"""Raw data without network: download from a local server, corrupt and unreachable sources, offline import."""
+"""Raw data without network: download from a local server, corrupt, damaged and unreachable sources, offline
+import, and partial folders left by a killed fetch."""
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import shutil
 from pathlib import Path
 
@@ -10,9 +13,9 @@ import pytest
 import torch
 import torchvision
 
-from archives import WRITERS, LocalServer, closed_port
-from conftest import TINY_MODEL, TINY_TRAIN
-from globalmin import data, sources, train
+from archives import N_TEST, N_TRAIN, WRITERS, LocalServer, closed_port, md5
+from conftest import TINY_MODEL, TINY_TRAIN, train_base
+from globalmin import data, datasets, sources
 
 SHAPES = {"mnist": (1, 28, 28), "kmnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
           "svhn": (3, 32, 32), "semeion": (1, 16, 16)}
@@ -32,11 +35,15 @@ def served(tmp_path_factory):
 
 @pytest.fixture
 def checksums(served, monkeypatch):
-    """Point torchvision's expected checksums at the small archives (its code paths stay unchanged)."""
+    """Point torchvision's expected checksums, and the data sets' sizes, at the small archives (their code
+    paths stay unchanged)."""
     _, _, attrs = served
     for name, (cls_name, _) in WRITERS.items():
         for attr, value in attrs[name].items():
             monkeypatch.setattr(getattr(torchvision.datasets, cls_name), attr, value)
+        f = datasets.FACTS[name]
+        tiny = dataclasses.replace(f, train=N_TRAIN + N_TEST if f.pooled else N_TRAIN, test=0 if f.pooled else N_TEST)
+        monkeypatch.setitem(datasets.FACTS, name, tiny)
     monkeypatch.setattr(sources, "CONTENT_MD5", {})
 
 
@@ -44,7 +51,7 @@ def checksums(served, monkeypatch):
 def test_download_prepare_and_train_one_epoch(name, served, checksums, tmp_path):
     _, url, _ = served
     raw = tmp_path / "raw" / name
-    manifest = sources.fetch(name, data.get_spec(name).tv_class, raw, {"source": "download", "mirror": url, **FAST})
+    manifest = sources.fetch(name, datasets.FACTS[name].tv_class, raw, {"source": "download", "mirror": url, **FAST})
     assert (raw / sources.MANIFEST).exists() and manifest["files"][0]["verified"].startswith("archive MD5")
     assert not list(raw.parent.glob(".partial-*"))
     options = {"test_size": 12, "split_seed": 0} if name == "semeion" else {}
@@ -52,8 +59,8 @@ def test_download_prepare_and_train_one_epoch(name, served, checksums, tmp_path)
     assert summary["shape"] == list(SHAPES[name]) and summary["n_train"] == 30 and summary["n_test"] == 12
     prepared = data.load(tmp_path / f"{name}.pt")
     assert 0 <= prepared.x_train.min() and prepared.x_train.max() <= 1 and prepared.y_train.max() < prepared.classes
-    metrics = train.train_base(tmp_path / f"{name}.pt", tmp_path / "run", 0, True, TINY_MODEL,
-                               {**TINY_TRAIN, "epochs": {"plain": 2, "augmented": 2}}, 0.5)
+    metrics = train_base(tmp_path / f"{name}.pt", tmp_path / "run", 0, True, TINY_MODEL,
+                         {**TINY_TRAIN, "epochs": {"plain": 2, "augmented": 2}}, 0.5)
     assert metrics["schedule"]["iters_per_epoch"] == 1 and np.isfinite(metrics["final"]["train_objective"])
 
 
@@ -132,3 +139,65 @@ def test_real_fashion_mnist_from_debian_imports_and_prepares(tmp_path):
     assert summary["n_train"] == 500 and summary["n_test"] == 10000
     record = torch.load(tmp_path / "f.pt", weights_only=True)
     assert len(record["split"]["train_subset"]["index"]) == 500
+
+
+def _serve_damaged(folder: Path, damage, monkeypatch, cls_name: str, attrs: dict) -> None:
+    """Apply `damage` to the served files and point torchvision's checksums at the damaged ones."""
+    damage(folder)
+    for attr, value in attrs.items():
+        monkeypatch.setattr(getattr(torchvision.datasets, cls_name), attr, value)
+
+
+def test_content_damaged_behind_a_good_checksum_gives_one_named_line(served, checksums, tmp_path, monkeypatch):
+    folder, url, attrs = served
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    # Semeion cut at a line end: a valid text file with 9 images instead of 42
+    lines = (bad / "semeion.data").read_text().splitlines()[:9]
+    (bad / "semeion.data").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(torchvision.datasets.SEMEION, "md5_checksum", md5(bad / "semeion.data"))
+    # SVHN: a .mat file that is not one
+    (bad / "test_32x32.mat").write_bytes(b"MATLAB 5.0 MAT-file, but nothing after the header")
+    split_list = dict(attrs["svhn"]["split_list"])
+    split_list["test"] = [split_list["test"][0], "test_32x32.mat", md5(bad / "test_32x32.mat")]
+    monkeypatch.setattr(torchvision.datasets.SVHN, "split_list", split_list)
+    # CIFAR-10: a gzip of garbage where the tar should be
+    name = attrs["cifar10"]["filename"]
+    (bad / name).write_bytes(gzip.compress(b"not a tar archive" * 100))
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "tgz_md5", md5(bad / name))
+    with LocalServer(bad) as server:
+        for dataset, expected in (("semeion", r"hold \[9\] images.*semeion has \[42\]"),
+                                  ("svhn", "cannot be read by torchvision's SVHN"),
+                                  ("cifar10", "cannot be read by torchvision's CIFAR10")):
+            raw = tmp_path / "raw" / dataset
+            with pytest.raises(sources.FetchError, match=expected) as err:
+                sources.fetch(dataset, datasets.FACTS[dataset].tv_class, raw, {"mirror": server.url, **FAST})
+            assert "\n" not in str(err.value) and "fetch or import" in str(err.value)
+            assert not raw.exists() and not list(raw.parent.glob(".partial-*"))
+
+
+@pytest.mark.parametrize("content", [b"not gzip at all", gzip.compress(b"x" * 1000)[:-30]])
+def test_a_damaged_gz_on_import_names_the_file(tmp_path, content, caplog):
+    from globalmin.cli import main
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name, _ in torchvision.datasets.FashionMNIST.resources:
+        (drop / name).write_bytes(content)
+    code = main(["import-data", "--dataset", "fashion_mnist", "--from", str(drop), "--out", str(tmp_path / "raw")])
+    assert code == 1 and "Traceback" not in caplog.text
+    assert "train-images-idx3-ubyte.gz has MD5" in caplog.text and "corrupt or a different version" in caplog.text
+
+
+def test_a_partial_folder_of_a_killed_fetch_is_removed_by_the_next(served, checksums, tmp_path):
+    _, url, _ = served
+    raw = tmp_path / "raw" / "mnist"
+    stale = raw.parent / f"{sources.PARTIAL}mnist-99999"
+    (stale / "MNIST").mkdir(parents=True)
+    (stale / "MNIST" / "half-written").write_bytes(b"x")
+    other = raw.parent / f"{sources.PARTIAL}kmnist-99999"  # another data set's fetch may still be running
+    other.mkdir()
+    sources.fetch("mnist", "MNIST", raw, {"mirror": url, **FAST})
+    assert not stale.exists() and other.exists() and (raw / sources.MANIFEST).exists()
+    dvcignore = (Path(__file__).resolve().parents[1] / ".dvcignore").read_text()
+    assert ".partial-*" in dvcignore  # never in DVC's view even while a fetch runs

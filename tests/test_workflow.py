@@ -1,90 +1,151 @@
-"""Integration: the whole Snakemake DAG on the tiny config, in a temporary copy of the workflow."""
+"""Integration: the whole Snakemake DAG on the tiny config, in a temporary copy of the workflow (the session
+fixture `workdir`)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, copy_workflow, snakemake
+from globalmin import deps
+from globalmin.cli import COMMANDS
 
 pytestmark = pytest.mark.integration
 
 
-def _snakemake(cwd, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    work = tmp_path_factory.mktemp("workflow")
-    shutil.copy(REPO / "Snakefile", work)
-    for folder in ("workflow", "config", "profiles", "src"):
-        shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    done = _snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return work
-
-
 def test_dag_builds_the_report(workdir):
     html = (workdir / "report" / "index.html").read_text()
-    assert "Table 1 analog" in html and "A(base)" in html
+    assert "Table 1 analog" in html and "Conditions where the guarantee decides" in html
     table = (workdir / "report" / "tables" / "table1.csv").read_text()
-    assert "digits,1297,verified at τ (2/2 runs" in table and "at init 2/2" in table and ",no," in table and ",yes," in table
+    assert "digits,1297,verified at τ (2/2 runs" in table and "at init 2/2" in table and ",no," in table
+    conditions = (workdir / "results" / "tables" / "conditions.csv").read_text()
+    assert "random_labels" in conditions and "narrow_width,random,1297,32" in conditions
     for aug in ("aug", "noaug"):
         for seed in (0, 1):
-            cert = json.loads((workdir / f"results/runs/digits/{aug}/seed{seed}/recipe/certificate.json").read_text())
-            assert cert["n"] == 1297 and f"digits/{aug}/seed{seed}/recipe" in html
-    assert "τ ablation" in html and (workdir / "results/runs/digits/aug/seed1/recipe_0.5/certificate.json").exists()
-    ids = [c["id"] for c in json.loads((workdir / "results" / "claims.json").read_text())["claims"]]
-    assert ids == ["R1", "R2", "R3", "F1", "F2", "A1", "A2", "A3", "A4", "A5", "A8", "R4", "B1", "B2", "B3", "B4"]
-    assert all((workdir / "report" / "figures" / f).stat().st_size > 0
-               for f in ("curves.png", "curves.pdf", "sigma_min.png", "fc_theory.png", "ntk.png", "beyond_ntk.png",
-                         "local_minima.png"))
+            cert = json.loads((workdir / f"results/runs/digits/standard/{aug}/seed{seed}/recipe/certificate.json")
+                              .read_text())
+            assert cert["n"] == 1297 and f"digits/standard/{aug}/seed{seed}/recipe" in html
+    assert (workdir / "results/runs/digits/random_labels/noaug/seed0/recipe_0.5/certificate.json").exists()
+    ledger = json.loads((workdir / "results" / "claims.json").read_text())
+    assert [c["id"] for c in ledger["claims"]] == ["R1", "R2", "R3", "F1", "A1", "A2", "A3", "A4", "A5", "A8",
+                                                   "R4", "B1", "B2", "B4"]
+    assert [c["id"] for c in ledger["checks"]] == ["C1", "C2", "C3", "F2", "B3"]
+    assert all(c["verdict"] == "passed" for c in ledger["checks"])
+    for name in ("curves", "phase2", "gap", "sigma_min", "fc_theory", "ntk", "beyond_ntk", "local_minima",
+                 "local_minima_gap"):
+        assert (workdir / "report" / "figures" / f"{name}.png").stat().st_size > 0, name
     assert "Fully-connected theory check" in html and "Beyond the NTK regime" in html
-    assert "Local minima against depth and width" in html and "median_certified_loss" in html
-    moved = json.loads((workdir / "results/studies/beyond_ntk/runs/digits/aug/seed1/base.json").read_text())
-    assert moved["subset_size"] == 8 and moved["relative_weight_movement"] > 0 and moved["kernel_change"] > 0
+    assert "Local minima against depth and width" in html and "NaN" not in html
+    summary = (workdir / "report" / "summary.md").read_text()
+    assert "## Claims" in summary and "torch 2." in summary
+    # files a team can share: group and others can read what the pipeline wrote (umask 022 here)
+    for path in ("report/index.html", "report/figures/gap.png", "results/claims.json", "data/prepared/digits.pt",
+                 "results/runs/digits/standard/aug/seed0/base/model.pt"):
+        assert (workdir / path).stat().st_mode & 0o044 == 0o044, path
 
 
 def test_second_run_has_nothing_to_do(workdir):
-    again = _snakemake(workdir, "-n", "--configfile", "config/test.yaml")
+    again = snakemake(workdir, "-n", "--configfile", "config/test.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_editing_plot_code_reruns_only_figures_and_report(workdir):
-    figures = workdir / "src" / "globalmin" / "figures.py"
-    figures.write_text(figures.read_text() + "\n")
-    plan = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", "--quiet", "rules")
-    assert plan.returncode == 0
-    rules = {line.split()[0] for line in plan.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
-    assert rules == {"figures", "fc_theory_figure", "ntk_figure", "beyond_ntk_figure", "local_minima_figure", "report",
-                     "all", "total"}
+def _planned_jobs(work: Path) -> list[dict[str, str]]:
+    """The jobs `snakemake -n -p` plans: each job's rule, its input line and its shell command."""
+    plan = snakemake(work, "-n", "-p", "--configfile", "config/test.yaml")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    jobs = []
+    for block in re.split(r"^\[.*?\]\n", plan.stdout + plan.stderr, flags=re.M)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule and rule.group(1) != "all":
+            command = re.search(r"^Shell command: globalmin ([\w-]+)", block, flags=re.M)
+            inputs = re.search(r"^\s+input: (.*)$", block, flags=re.M)
+            jobs.append({"rule": rule.group(1), "command": command.group(1) if command else "",
+                         "inputs": inputs.group(1) if inputs else ""})
+    return jobs
+
+
+def test_editing_a_function_reruns_exactly_the_jobs_whose_commands_import_it(workdir, tmp_path):
+    work = tmp_path / "edit"
+    shutil.copytree(workdir, work, symlinks=True)
+    claims_py = work / "src" / "globalmin" / "claims.py"
+    claims_py.write_text(claims_py.read_text().replace('"""One verdict from several parts',
+                                                        '"""One verdict (edited) from several parts'))
+    jobs = _planned_jobs(work)
+    importing = {c for c in COMMANDS if "src/globalmin/claims.py" in deps.command_sources(c, work / "src" / "globalmin",
+                                                                                        work)}
+    assert {"aggregate", "fc-theory", "ntk", "beyond-ntk", "local-minima", "claims"} <= importing
+    assert not {"train-base", "train-recipe", "prepare"} & importing
+    direct = [j for j in jobs if "src/globalmin/claims.py" in j["inputs"]]
+    # every job whose command imports claims.py reruns because of it, and every other planned job only because
+    # an input of it is rebuilt (the figures and the report downstream)
+    assert {j["command"] for j in direct} == importing - {c for c in importing if c.startswith(("fetch", "import",
+                                                                                                  "datasets"))}
+    assert all(j["command"] in importing for j in direct)
+    assert {j["rule"] for j in jobs} - {j["rule"] for j in direct} <= {
+        "figure_recipe", "figure_fc_theory", "figure_ntk", "figure_beyond_ntk", "figure_local_minima", "report"}
+
+
+def test_editing_plot_code_reruns_only_its_figure_and_the_report(workdir, tmp_path):
+    work = tmp_path / "plot"
+    shutil.copytree(workdir, work, symlinks=True)
+    figure = work / "src" / "globalmin" / "figures" / "ntk.py"
+    figure.write_text(figure.read_text() + "\n")
+    assert {j["rule"] for j in _planned_jobs(work)} == {"figure_ntk", "report"}
+
+
+def test_a_rerun_job_writes_the_same_bytes(workdir, tmp_path):
+    work = tmp_path / "bytes"
+    shutil.copytree(workdir, work, symlinks=True)
+    run = "results/runs/digits/random_labels/noaug/seed0"
+    files = [f"{run}/{d}/{f}" for d in ("recipe", "recipe_0.5") for f in ("metrics.json", "curve.csv", "model.pt",
+                                                                          "certificate.json")]
+    files += ["report/index.html", "report/summary.md", "report/figures/gap.png", "report/figures/gap.pdf",
+              "results/tables/runs.csv", "results/claims.json", "results/metrics.json"]
+    before = {f: (work / f).read_bytes() for f in files}
+    done = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "-f", f"{run}/recipe/metrics.json",
+                     "report/index.html")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "train_recipe" in done.stdout + done.stderr
+    for name, content in before.items():
+        assert (work / name).read_bytes() == content, name
 
 
 def test_lint_is_clean_and_snakemake_report_works(workdir):
-    lint = _snakemake(workdir, "--lint", "--configfile", "config/test.yaml")
+    lint = snakemake(workdir, "--lint", "--configfile", "config/test.yaml")
     assert "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
-    prov = _snakemake(workdir, "--configfile", "config/test.yaml", "--report", "report/provenance.html")
+    prov = snakemake(workdir, "--configfile", "config/test.yaml", "--report", "report/provenance.html")
     assert prov.returncode == 0, prov.stderr[-2000:]
     assert (workdir / "report" / "provenance.html").stat().st_size > 10000
 
 
-def test_bad_config_fails_before_any_job(workdir, tmp_path):
+@pytest.mark.parametrize("text, expected", [
+    ("recipe:\n  tau_fraction: 1.5\n", ["recipe.tau_fraction = 1.5", "exclusiveMaximum"]),
+    ("model:\n  wide_width: 64\n", ["model.wide_width = 64 gives m_H = 64, below n = 1297"]),
+    ("recipe:\n  tau_fractoin: 0.5\n", ["unknown key 'tau_fractoin' in recipe; did you mean 'tau_fraction'?"]),
+    ("model:\n  widths: [16, 32]\n  blocks: [1]\n", ["model.widths has 2 stages but model.blocks has 1"]),
+])
+def test_bad_config_fails_before_any_job(workdir, tmp_path, text, expected):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("recipe:\n  tau_fraction: 1.5\n")
-    run = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", str(bad))
+    bad.write_text(text)
+    run = snakemake(workdir, "-n", "--configfile", "config/test.yaml", str(bad))
     said = run.stdout + run.stderr
-    assert run.returncode != 0 and "'tau_fraction'" in said and "exclusiveMaximum" in said
-    assert "Job stats" not in said and not (workdir / "logs" / "bad").exists()
-    bad.write_text("model:\n  wide_width: 64\n")
-    run = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", str(bad))
+    assert run.returncode != 0 and all(e in said for e in expected), said[-2000:]
+    assert "Job stats" not in said and len(said.splitlines()) < 15
+
+
+def test_a_yaml_error_in_the_config_names_file_and_line(tmp_path):
+    work = copy_workflow(tmp_path / "yaml")
+    config = work / "config" / "config.yaml"
+    config.write_text(config.read_text().replace("  tau_fraction: 0.9", "  tau_fraction: [0.9", 1))
+    run = snakemake(work, "-n")
     said = run.stdout + run.stderr
-    assert run.returncode != 0 and "model.wide_width = 64 is below n = 1297" in said and "Job stats" not in said
+    line = next(i for i, t in enumerate(config.read_text().splitlines(), 1) if "tau_fraction: [0.9" in t)
+    assert run.returncode != 0 and "config/config.yaml: YAML syntax error at line" in said, said[-2000:]
+    assert re.search(rf"line {line}|line {line + 1}", said)
 
 
 def _job_counts(text: str) -> dict[str, int]:
@@ -93,36 +154,38 @@ def _job_counts(text: str) -> dict[str, int]:
 
 
 def test_paper_profile_lists_the_full_replication(workdir):
-    plan = _snakemake(workdir, "-n", "--configfile", "config/paper.yaml")
+    plan = snakemake(workdir, "-n", "--configfile", "config/paper.yaml")
     assert plan.returncode == 0, plan.stderr[-2000:]
     text = plan.stdout + plan.stderr
     counts = _job_counts(text)
     base = counts["train_base"] + counts["train_base_ablated"]
-    assert base == 6 * 2 * 5 and counts["train_recipe"] == 6 * 2 * 5 + 2 * 5 * 2 and counts["fetch_raw"] == 6
+    assert base == 6 * 2 * 5 and counts["train_recipe"] + counts["train_recipe_ablated"] == 6 * 2 * 5
+    assert counts["fetch_raw"] == 6 and counts["beyond_ntk"] == 1
     for dataset in ("mnist", "kmnist", "cifar10", "cifar100", "svhn", "semeion"):
-        assert f"results/runs/{dataset}/aug/seed4/recipe/metrics.json" in text
-    assert re.search(r"input: data/prepared/cifar10.pt, results/runs/cifar10/noaug/seed0/base/tau_state_0.5.pt", text)
-    assert re.search(r"input: data/prepared/svhn.pt, results/runs/svhn/aug/seed2/base/tau_state.pt", text)
+        assert f"results/runs/{dataset}/standard/aug/seed4/recipe/metrics.json" in text
+    assert re.search(r"results/runs/cifar10/standard/noaug/seed0/base/tau_state_0.5.pt", text)
 
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian package dataset-fashion-mnist is not installed")
-def test_fashion_mnist_imported_from_debian_trains_through_the_pipeline(workdir, tmp_path):
+def test_fashion_mnist_imported_from_debian_trains_through_the_pipeline(tmp_path):
+    work = copy_workflow(tmp_path / "fashion")
     cfg = tmp_path / "fashion.yaml"
     cfg.write_text(f"""
-experiment: {{datasets: [fashion_mnist], augmentation: [false], seeds: [0]}}
+experiment: {{datasets: [fashion_mnist], augmentation: [false], seeds: [0], conditions: [standard]}}
 data:
-  fashion_mnist: {{source: import, import_dir: {DEBIAN_FASHION}, train_subset: 400}}
+  fashion_mnist: {{source: import, import_dir: {DEBIAN_FASHION}, train_subset: 400, test_subset: 1000}}
 recipe: {{tau_ablation: {{datasets: [], fractions: []}}}}
 train: {{threads: 2}}
 """)
-    run = _snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml", str(cfg))
+    run = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", str(cfg))
     assert run.returncode == 0, run.stderr[-3000:]
-    manifest = json.loads((workdir / "data/raw/fashion_mnist/MANIFEST.json").read_text())
+    manifest = json.loads((work / "data/raw/fashion_mnist/MANIFEST.json").read_text())
     assert manifest["source"] == "import" and len(manifest["files"]) == 4
-    table = (workdir / "report/tables/table1.csv").read_text()
+    table = (work / "report/tables/table1.csv").read_text()
     assert "fashion_mnist,400," in table
-    metrics = json.loads((workdir / "results/runs/fashion_mnist/noaug/seed0/recipe/metrics.json").read_text())
+    metrics = json.loads((work / "results/runs/fashion_mnist/standard/noaug/seed0/recipe/metrics.json").read_text())
     assert metrics["n_train"] == 400 and metrics["certificate"]["n"] == 400
+    assert REPO.exists()

@@ -10,37 +10,12 @@ take their randomness from a torch.Generator so that an iteration's augmentation
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from globalmin.datasets import Augmentation, facts
 from globalmin.runinfo import UserError
-
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    """One data set's augmentation: crop padding, horizontal flip, affine range. Zero values switch a step off."""
-
-    crop_pad: int = 0
-    hflip: bool = False
-    degrees: float = 0.0
-    scale: tuple[float, float] = (1.0, 1.0)
-
-
-# The paper data sets' augmentations as reconstructed in PAPERS.md section 1 (crop size = image size).
-# Semeion's "scale 1.05" is read as a scale range of 1 +/- 0.05 (reconstructed); digits and the
-# Fashion-MNIST extra follow the same pattern and are this project's choices.
-AUGMENTATIONS: dict[str, AugmentSpec] = {
-    "digits": AugmentSpec(crop_pad=1, degrees=10.0, scale=(0.9, 1.1)),
-    "mnist": AugmentSpec(crop_pad=2, degrees=15.0, scale=(0.85, 1.15)),
-    "kmnist": AugmentSpec(crop_pad=2),
-    "fashion_mnist": AugmentSpec(crop_pad=2, hflip=True),
-    "cifar10": AugmentSpec(crop_pad=4, hflip=True),
-    "cifar100": AugmentSpec(crop_pad=4, hflip=True),
-    "svhn": AugmentSpec(crop_pad=4, hflip=True),
-    "semeion": AugmentSpec(crop_pad=1, degrees=4.0, scale=(0.95, 1.05)),
-}
 
 
 def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
@@ -75,7 +50,7 @@ def random_affine(x: torch.Tensor, degrees: float, scale: tuple[float, float], g
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, spec: Augmentation, gen: torch.Generator) -> torch.Tensor:
     """Apply a data set's augmentation to a float batch in [0, 1]."""
     if spec.crop_pad:
         x = random_crop(x, spec.crop_pad, gen)
@@ -86,8 +61,9 @@ def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.T
     return x
 
 
-def spec_for(dataset: str) -> AugmentSpec:
-    """The augmentation registered for `dataset`."""
-    if dataset not in AUGMENTATIONS:
-        raise UserError(f"no augmentation registered for data set '{dataset}'; known: {', '.join(sorted(AUGMENTATIONS))}")
-    return AUGMENTATIONS[dataset]
+def spec_for(dataset: str) -> Augmentation:
+    """The augmentation of `dataset`, from the data-set facts table."""
+    try:
+        return facts(dataset).augmentation
+    except KeyError as err:
+        raise UserError(err.args[0]) from err

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import scipy.linalg
 import torch
 
 TOLERANCE_RULE = "sigma_max * max(n, m) * eps(dtype)  (NumPy matrix_rank default)"
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
 METHODS = ("svd", "qr")
@@ -52,7 +52,6 @@ def certify(features: torch.Tensor | np.ndarray, method: str = "svd") -> dict[st
 
 def certify_svd(features: torch.Tensor | np.ndarray) -> dict[str, Any]:
     """Every singular value of `features` in float64 (scipy): the exact method."""
-    start = time.perf_counter()
     phi = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
     eps = float(np.finfo(phi.dtype).eps) if np.issubdtype(phi.dtype, np.floating) else float(np.finfo(np.float64).eps)
     n, m = phi.shape
@@ -60,13 +59,15 @@ def certify_svd(features: torch.Tensor | np.ndarray) -> dict[str, Any]:
     sigma_max = float(sv[0]) if sv.size else 0.0
     tolerance = sigma_max * max(n, m) * eps
     rank = int((sv > tolerance).sum())
+    # the rank at float32's tolerance: what the network, which trains in float32, can resolve
+    rank_float32 = int((sv > sigma_max * max(n, m) * FLOAT32_EPS).sum())
     # With m < n there is no n-th singular value: the n-th is 0 by definition and the condition fails.
     sigma_min = float(sv[n - 1]) if m >= n else 0.0
     return {
         "n": n, "m": m, "sigma_min": sigma_min, "sigma_max": sigma_max, "rank": rank,
         "full_rank": rank == n, "tolerance": tolerance, "tolerance_rule": TOLERANCE_RULE,
+        "rank_float32": rank_float32, "full_rank_float32": rank_float32 == n,
         "dtype": str(phi.dtype), "method": "exact SVD (scipy.linalg.svdvals, float64)",
-        "seconds": time.perf_counter() - start,
     }
 
 
@@ -147,7 +148,6 @@ def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-1
 
     With overwrite=True a float64 `features` is factorised in place (no copy: the large-n path).
     """
-    start = time.perf_counter()
     eps = float(torch.finfo(features.dtype).eps) if features.is_floating_point() else float(np.finfo(np.float64).eps)
     n, m = features.shape
     record = {"n": n, "m": m, "dtype": str(features.dtype).replace("torch.", ""), "tolerance_rule": TOLERANCE_RULE,
@@ -158,7 +158,7 @@ def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-1
         sigma_max = float(torch.linalg.matrix_norm(phi, ord=2)) if n * m <= 4_000_000 else float("nan")
         return {**record, "sigma_min": 0.0, "sigma_min_lower_bound": 0.0, "sigma_max": sigma_max, "rank": None,
                 "full_rank": False, "tolerance": sigma_max * max(n, m) * eps, "iterations": 0,
-                "seconds": time.perf_counter() - start}
+                "rank_float32": None, "full_rank_float32": False}
     in_place = overwrite and features.dtype == torch.float64
     work = features if in_place else features.to(torch.float64, copy=True)
     lower = factor_in_place(work, block, chunk_bytes)
@@ -196,7 +196,8 @@ def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-1
         torch.cuda.synchronize(features.device)
     return {**record, "sigma_min": sigma_min, "sigma_min_lower_bound": lower_bound, "sigma_max": sigma_max,
             "rank": None, "full_rank": lower_bound > tolerance, "tolerance": tolerance, "iterations": steps,
-            "in_place": in_place, "seconds": time.perf_counter() - start}
+            "rank_float32": None, "full_rank_float32": lower_bound > sigma_max * max(n, m) * FLOAT32_EPS,
+            "in_place": in_place}
 
 
 @torch.no_grad()

@@ -1,46 +1,164 @@
-"""Checks of the config that a JSON schema cannot express, run by the Snakefile before any job starts.
+"""Checks of the config that a JSON schema cannot express, and short messages where its own would be long.
 
-Kept free of heavy imports (no torch) so that every `snakemake` invocation can afford it.
+Run by the Snakefile before any job starts: a YAML syntax error names the file and line; an unknown key names
+where it is and the closest valid name (jsonschema's own message prints the whole section); the cross-key
+checks name the keys and the fix. Kept free of heavy imports (no torch) so that every `snakemake` invocation
+can afford it.
 """
 
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
 from typing import Any
 
-# Training-set sizes before any subset: fixed splits, or the pool minus data.<name>.test_size.
-FIXED_TRAIN_SIZES = {"mnist": 60000, "kmnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000,
-                     "svhn": 73257}
-POOL_SIZES = {"digits": 1797, "semeion": 1593}
+import yaml
+
+from globalmin.datasets import FACTS, n_train, unknown_message
+
+RAW_KEYS = ("source", "import_dir", "mirror", "retries", "retry_wait", "timeout")  # data sets with raw files only
+POOL_KEYS = ("test_size", "split_seed")  # data sets this project splits only
 
 
-def n_train(dataset: str, options: dict[str, Any]) -> int:
-    """The number of training points n that `dataset` will have under its data options."""
-    n = FIXED_TRAIN_SIZES.get(dataset)
-    if n is None:
-        n = POOL_SIZES[dataset] - options["test_size"]
-    subset = options.get("train_subset")
-    return min(n, subset) if subset else n
+def yaml_problem(path: str | Path) -> str | None:
+    """None if `path` parses as YAML; otherwise one line naming the file, line, column and the problem."""
+    try:
+        yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        return f"{path}: YAML syntax error at {where}: {err.problem or err.context} (fix the file and rerun)"
+    except yaml.YAMLError as err:
+        return f"{path}: not valid YAML ({err})"
+    return None
 
 
-def problems(config: dict[str, Any]) -> list[str]:
-    """Every cross-key problem of a validated config, each naming the keys and the fix."""
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref:  # local references only: "#/$defs/<name>"
+        return _resolve(root["$defs"][ref.split("/")[-1]], root)
+    return schema
+
+
+def unknown_keys(config: Any, schema: dict[str, Any], root: dict[str, Any] | None = None,
+                 where: str = "") -> list[str]:
+    """One short line per key the schema does not allow, with where it is and the closest valid name."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    if not isinstance(config, dict) or schema.get("type") not in ("object", None):
+        return []
+    known = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
     found = []
-    datasets = config["experiment"]["datasets"]
-    for dataset in datasets:
-        options = config["data"].get(dataset, {})
-        if dataset in POOL_SIZES and not 0 < options["test_size"] < POOL_SIZES[dataset]:
-            found.append(f"data.{dataset}.test_size = {options['test_size']} must be between 1 and "
-                         f"{POOL_SIZES[dataset] - 1} ({dataset} has {POOL_SIZES[dataset]} images)")
+    for key, value in config.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key in known:
+            found += unknown_keys(value, known[key], root, path)
+        elif isinstance(extra, dict):
+            found += unknown_keys(value, extra, root, path)
+        elif extra is False:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(known)}"
+            found.append(f"unknown key '{key}' in {where or 'the top level'}{hint}")
+    return found
+
+
+def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """One line per value the schema refuses: the key's dotted path, the value and what is allowed."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    found = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join(map(str, error.absolute_path)) or "the top level"
+        allowed = {k: error.schema.get(k) for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                                                    "enum", "type", "pattern") if k in error.schema}
+        found.append(f"{where} = {error.instance!r}: {error.message} ({error.validator}; allowed: {allowed})"
+                     if not isinstance(error.instance, (dict, list)) or error.validator != "additionalProperties"
+                     else f"{where}: {error.message}")
+    return found
+
+
+def _data_set(name: str, key: str) -> str | None:
+    return None if name in FACTS else f"{key}: {unknown_message(name, 'data set', list(FACTS))}"
+
+
+def data_problems(config: dict[str, Any]) -> list[str]:
+    """Data sets: known names, options that apply to them, test sizes in range, imports with a folder."""
+    found = []
+    for dataset in config["experiment"]["datasets"]:
+        found += filter(None, [_data_set(dataset, "experiment.datasets")])
+    for dataset, options in config["data"].items():
+        if dataset not in FACTS:
+            found.append(_data_set(dataset, f"data.{dataset}"))
             continue
-        n = n_train(dataset, options)
-        width = config["model"]["wide_width"]
-        if config["model"]["require_expressivity"] and width is not None and width < n:
-            found.append(f"model.wide_width = {width} is below n = {n} training points of {dataset}: the expressivity "
-                         f"condition needs m_H >= n. Set model.wide_width: null (m_H = n) or at least {n}, or "
-                         f"model.require_expressivity: false to run a rank-deficient control on purpose")
+        f = FACTS[dataset]
+        set_keys = [k for k, v in options.items() if v is not None and v != _default(k)]
+        wrong = [k for k in set_keys if (k in RAW_KEYS and not f.has_raw_files) or (k in POOL_KEYS and not f.pooled)]
+        if wrong:
+            found.append(f"data.{dataset}: {', '.join(wrong)} do not apply to {dataset} ({f.description}); remove them")
+        test_size = options.get("test_size")
+        if f.pooled and test_size is not None and not 0 < test_size < f.train:
+            found.append(f"data.{dataset}.test_size = {test_size} must be between 1 and {f.train - 1} "
+                         f"({dataset} has {f.train} images)")
         if options.get("source") == "import" and not options.get("import_dir"):
             found.append(f"data.{dataset}.source is 'import' but data.{dataset}.import_dir is not set: "
                          f"set it to the folder holding the raw files")
+    return found
+
+
+def _default(key: str) -> Any:
+    return {"retries": 3, "retry_wait": 5, "timeout": 60, "split_seed": 0, "subset_seed": 0}.get(key)
+
+
+def condition_problems(config: dict[str, Any]) -> list[str]:
+    """Conditions: known names; their augmentation and seeds within the experiment's."""
+    found = []
+    experiment = config["experiment"]
+    for name in experiment["conditions"]:
+        if name not in config["conditions"]:
+            found.append(f"experiment.conditions: {unknown_message(name, 'condition', list(config['conditions']))}")
+            continue
+        condition = config["conditions"][name]
+        for key in ("augmentation", "seeds"):
+            outside = sorted(set(condition.get(key) or []) - set(experiment[key]), key=str)
+            if outside:
+                found.append(f"conditions.{name}.{key} lists {outside}, which experiment.{key} does not run: "
+                             f"add them there or remove them here")
+    return found
+
+
+def model_problems(config: dict[str, Any]) -> list[str]:
+    """The model and the schedule: widths/blocks lengths, milestones within the epochs, m_H >= n."""
+    found = []
+    model, train = config["model"], config["train"]
+    if len(model["widths"]) != len(model["blocks"]):
+        found.append(f"model.widths has {len(model['widths'])} stages but model.blocks has {len(model['blocks'])}: "
+                     f"give one block count per stage width")
+    for kind in ("plain", "augmented"):
+        late = [m for m in train["milestones"][kind] if m >= train["epochs"][kind]]
+        if late:
+            found.append(f"train.milestones.{kind} = {late} at or beyond train.epochs.{kind} = "
+                         f"{train['epochs'][kind]}: such a milestone never lowers the learning rate; remove it")
+    width = model["wide_width"]
+    if model["require_expressivity"] and isinstance(width, (int, str)) and width is not None:
+        for dataset in config["experiment"]["datasets"]:
+            if dataset not in FACTS:
+                continue
+            n = n_train(dataset, config["data"].get(dataset, {}))
+            m_h = width if isinstance(width, int) else round(n / int(width.split("/")[1]))
+            if m_h < n:
+                found.append(f"model.wide_width = {width} gives m_H = {m_h}, below n = {n} training points of "
+                             f"{dataset}: the expressivity condition needs m_H >= n. Set model.wide_width: null "
+                             f"(m_H = n) or at least {n}, or model.require_expressivity: false to run a "
+                             f"rank-deficient control on purpose (or use a condition's wide_width)")
+    return found
+
+
+def study_problems(config: dict[str, Any]) -> list[str]:
+    """The studies' data: the tau ablation's and local minima's data sets, fc_theory's digits."""
+    found = []
+    datasets = config["experiment"]["datasets"]
     for dataset in config["recipe"]["tau_ablation"]["datasets"]:
         if dataset not in datasets:
             found.append(f"recipe.tau_ablation.datasets lists {dataset}, which is not in experiment.datasets "
@@ -48,4 +166,19 @@ def problems(config: dict[str, Any]) -> list[str]:
     if config["recipe"]["tau_fraction"] in config["recipe"]["tau_ablation"]["fractions"]:
         found.append(f"recipe.tau_ablation.fractions repeats recipe.tau_fraction ({config['recipe']['tau_fraction']}),"
                      " which the main runs already cover: remove it from the ablation")
+    lm = config["local_minima"]
+    for kind in lm["data"]:
+        if kind != "teacher" and kind not in FACTS:
+            found.append(f"local_minima.data: {unknown_message(kind, 'data kind', ['teacher', *FACTS])}")
+        elif kind != "teacher" and lm["classes"] > FACTS[kind].classes:
+            found.append(f"local_minima.classes = {lm['classes']} but {kind} has {FACTS[kind].classes} classes")
+    digits_n = n_train("digits", config["data"].get("digits", {}))
+    if "digits" in config["fc_theory"]["inputs"] and config["fc_theory"]["n"] > digits_n:
+        found.append(f"fc_theory.n = {config['fc_theory']['n']} digits inputs, but digits has {digits_n} training "
+                     f"points: lower fc_theory.n")
     return found
+
+
+def problems(config: dict[str, Any]) -> list[str]:
+    """Every cross-key problem of a validated config, each naming the keys and the fix."""
+    return data_problems(config) + condition_problems(config) + model_problems(config) + study_problems(config)

@@ -1,20 +1,22 @@
-"""Data-set registry and the prepared-data format: one `.pt` file of uint8 tensors per data set.
+"""Stage `prepare_data`: one `.pt` file of uint8 tensors per data set, and reading it back.
 
 A prepared file holds `x_train`, `x_test` (uint8, N x C x H x W), `y_train`, `y_test` (uint8 class ids),
-the split that produced them and where the data came from. Training reads only prepared files, so a new
-data set needs one registry entry: a function that returns these arrays.
+the split that produced them and where the data came from. Training and every study read only prepared
+files. What a data set is (sizes, split, source, augmentation) lives in `datasets.py`; this module builds the
+arrays: scikit-learn's digits here, torchvision data sets from their fetched raw folder (`sources.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from globalmin.runinfo import UserError, save_torch
+from globalmin.datasets import DatasetFacts, facts
+from globalmin.runinfo import UserError, derive_seed, save_torch
 
 FORMAT_VERSION = 1
 TENSOR_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -24,34 +26,18 @@ class DataFileError(UserError):
     """A prepared-data file is missing, truncated or not in the expected format."""
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How to build one data set, and what it looks like."""
-
-    name: str
-    channels: int
-    size: int
-    classes: int
-    build: Callable[["DatasetSpec", dict[str, Any]], dict[str, Any]]  # (spec, options) -> arrays, split, source
-    description: str = ""
-    defaults: dict[str, Any] = field(default_factory=dict)
-    tv_class: str | None = None  # torchvision.datasets class whose raw files this data set is built from
+def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Build data set cfg['dataset'] with its options cfg['options'] (from inputs['raw'] if it has raw files)
+    into outputs['prepared']."""
+    return {"summary": prepare(cfg["dataset"], outputs["prepared"], cfg.get("options", {}), inputs.get("raw"))}
 
 
-REGISTRY: dict[str, DatasetSpec] = {}
-
-
-def register(spec: DatasetSpec) -> DatasetSpec:
-    """Add a data set to the registry."""
-    REGISTRY[spec.name] = spec
-    return spec
-
-
-def get_spec(name: str) -> DatasetSpec:
-    """Look a data set up by name, with an error that lists the known ones."""
-    if name not in REGISTRY:
-        raise UserError(f"unknown data set '{name}'; known data sets: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
+def get_facts(name: str) -> DatasetFacts:
+    """The facts of a data set, as a user error that names the closest known one."""
+    try:
+        return facts(name)
+    except KeyError as err:
+        raise UserError(err.args[0]) from err
 
 
 def seeded_split(n: int, test_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,106 +48,65 @@ def seeded_split(n: int, test_size: int, seed: int) -> tuple[np.ndarray, np.ndar
     return np.sort(perm[test_size:]), np.sort(perm[:test_size])
 
 
-def _build_digits(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """scikit-learn's handwritten digits: 1,797 real 8x8 images with 17 grey levels (0..16)."""
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's handwritten digits: 1,797 real 8x8 images with 17 grey levels (0..16), scaled to 0..255."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     # 0..16 -> 0..255 so that every data set shares the uint8 format and the same /255 scaling.
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
-    labels = bunch.target.astype(np.uint8)
-    train, test = seeded_split(len(images), options["test_size"], options["split_seed"])
-    return {
-        "x_train": images[train], "y_train": labels[train], "x_test": images[test], "y_test": labels[test],
-        "split": {"rule": "seeded random permutation (numpy default_rng)", "seed": options["split_seed"],
-                  "train_index": train.tolist(), "test_index": test.tolist()},
-        "source": "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits, test part)",
-    }
+    return images, bunch.target.astype(np.uint8)
 
 
-register(DatasetSpec(
-    name="digits", channels=1, size=8, classes=10, build=_build_digits,
-    description="scikit-learn handwritten digits, 8x8, fixed seeded split",
-    defaults={"test_size": 500, "split_seed": 0},
-))
+def build(f: DatasetFacts, options: dict[str, Any], raw_dir: str | Path | None) -> dict[str, Any]:
+    """The arrays, split and source of data set `f` under its options."""
+    if f.package == "sklearn":
+        parts, source = [_digits()], "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits)"
+    else:
+        from globalmin.sources import read_splits
+
+        if not raw_dir:
+            raise UserError(f"{f.name} is built from raw files: pass the fetched folder (--raw-dir data/raw/{f.name})")
+        parts, source = read_splits(f, raw_dir), f"torchvision.datasets.{f.tv_class} (raw files verified by MD5)"
+    if not f.pooled:
+        (x_tr, y_tr), (x_te, y_te) = parts
+        split: dict[str, Any] = {"rule": f"the data set's own train/test split ({source.split(' ')[0]})"}
+    else:  # one pool of data: a fixed seeded split, stored with the data
+        (x, y), = parts
+        test_size, seed = options.get("test_size") or f.test_size, options.get("split_seed", 0)
+        train, test = seeded_split(len(y), test_size, seed)
+        x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
+        split = {"rule": "seeded random permutation (numpy default_rng)", "seed": seed,
+                 "train_index": train.tolist(), "test_index": test.tolist()}
+    return {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te, "split": split, "source": source}
 
 
-def subsample_train(built: dict[str, Any], size: int | None, seed: int) -> dict[str, Any]:
-    """Keep a fixed seeded subset of `size` training points (None keeps all); the choice is recorded."""
-    n = len(built["y_train"])
+def subsample(built: dict[str, Any], part: str, size: int | None, seed: int) -> dict[str, Any]:
+    """Keep a fixed seeded subset of `size` points of the train or test part (None keeps all); recorded."""
+    n = len(built[f"y_{part}"])
     if size is None or size >= n:
         return built
     keep = np.sort(np.random.default_rng(seed).permutation(n)[:size])
-    built["x_train"], built["y_train"] = built["x_train"][keep], built["y_train"][keep]
-    built["split"]["train_subset"] = {"size": size, "seed": seed, "index": keep.tolist()}
+    built[f"x_{part}"], built[f"y_{part}"] = built[f"x_{part}"][keep], built[f"y_{part}"][keep]
+    built["split"][f"{part}_subset"] = {"size": size, "seed": seed, "index": keep.tolist()}
     return built
-
-
-def _load_split(tv_class: str, root: str, kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 N x C x H x W images, labels) of one torchvision split, read without any network access."""
-    import torchvision
-
-    ds = getattr(torchvision.datasets, tv_class)(root, download=False, **kwargs)
-    x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
-    if x.ndim == 3:  # N x H x W grey images
-        x = x[:, None]
-    elif x.shape[-1] == 3:  # CIFAR stores N x H x W x C
-        x = x.transpose(0, 3, 1, 2)
-    labels = getattr(ds, "targets", None)
-    labels = ds.labels if labels is None else labels
-    y = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    return np.ascontiguousarray(x, dtype=np.uint8), y.astype(np.uint8)
-
-
-def _build_torchvision(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """A torchvision data set from its fetched raw folder: its own train/test split, or a seeded one (Semeion)."""
-    from globalmin.sources import check_fetched, split_arguments
-
-    root = options.get("raw_dir")
-    if not root:
-        raise UserError(f"{spec.name} is built from raw files: pass the fetched folder (--raw-dir data/raw/{spec.name})")
-    check_fetched(spec.name, root)
-    parts = [_load_split(spec.tv_class, root, kw) for kw in split_arguments(spec.tv_class)]
-    if len(parts) == 2:
-        (x_tr, y_tr), (x_te, y_te) = parts
-        split = {"rule": f"torchvision {spec.tv_class} train/test split"}
-    else:  # one pool of data: a fixed seeded split, stored with the data
-        (x, y), = parts
-        train, test = seeded_split(len(y), options["test_size"], options["split_seed"])
-        x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
-        split = {"rule": "seeded random permutation (numpy default_rng)", "seed": options["split_seed"],
-                 "train_index": train.tolist(), "test_index": test.tolist()}
-    built = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te, "split": split,
-             "source": f"torchvision.datasets.{spec.tv_class} (raw files verified by MD5)"}
-    return built
-
-
-for _name, _cls, _c, _s, _k, _about in [
-    ("mnist", "MNIST", 1, 28, 10, "MNIST handwritten digits, 60,000 / 10,000"),
-    ("kmnist", "KMNIST", 1, 28, 10, "Kuzushiji-MNIST, 60,000 / 10,000"),
-    ("fashion_mnist", "FashionMNIST", 1, 28, 10, "Fashion-MNIST, 60,000 / 10,000 (an extra)"),
-    ("cifar10", "CIFAR10", 3, 32, 10, "CIFAR-10, 50,000 / 10,000"),
-    ("cifar100", "CIFAR100", 3, 32, 100, "CIFAR-100 (fine labels), 50,000 / 10,000"),
-    ("svhn", "SVHN", 3, 32, 10, "SVHN train (73,257) / test (26,032); 'extra' unused"),
-]:
-    register(DatasetSpec(_name, _c, _s, _k, _build_torchvision, _about, {}, _cls))
-register(DatasetSpec("semeion", 1, 16, 10, _build_torchvision, "Semeion handwritten digits, fixed seeded 1,000 / 593",
-                     {"test_size": 593, "split_seed": 0}, "SEMEION"))
 
 
 def prepare(name: str, out: str | Path, options: dict[str, Any] | None = None,
             raw_dir: str | Path | None = None) -> dict[str, Any]:
     """Build data set `name` (from its fetched `raw_dir` if it has raw files) and write its prepared file atomically."""
-    spec = get_spec(name)
-    opts = {**spec.defaults, **(options or {}), "raw_dir": str(raw_dir) if raw_dir else None}
-    built = subsample_train(spec.build(spec, opts), opts.get("train_subset"), opts.get("subset_seed", 0))
+    f = get_facts(name)
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    built = build(f, opts, raw_dir)
+    built = subsample(built, "train", opts.get("train_subset"), opts.get("subset_seed", 0))
+    built = subsample(built, "test", opts.get("test_subset"), opts.get("subset_seed", 0))
     record = {key: torch.from_numpy(np.ascontiguousarray(built[key])) for key in TENSOR_KEYS}
-    record.update(name=name, classes=spec.classes, split=built["split"], source=built["source"],
+    record.update(name=name, classes=f.classes, split=built["split"], source=built["source"],
                   options=opts, format_version=FORMAT_VERSION)
     _check_record(record, str(out))
     save_torch(out, record)
     return {"name": name, "n_train": len(record["y_train"]), "n_test": len(record["y_test"]),
-            "shape": list(record["x_train"].shape[1:]), "classes": spec.classes}
+            "shape": list(record["x_train"].shape[1:]), "classes": f.classes}
 
 
 @dataclass
@@ -185,6 +130,17 @@ class Prepared:
         """Move every tensor to `device` (the data sets here fit in GPU memory)."""
         moved = {k: getattr(self, k).to(device) for k in TENSOR_KEYS}
         return Prepared(self.name, classes=self.classes, meta=self.meta, **moved)
+
+
+def with_condition(prepared: Prepared, condition: dict[str, Any]) -> Prepared:
+    """The data a run of this condition trains on: with `labels: random`, the training labels permuted by a
+    seeded permutation (the same for every run seed: seeds vary only the training); test labels untouched."""
+    if condition.get("labels", "dataset") == "dataset":
+        return prepared
+    gen = torch.Generator().manual_seed(derive_seed(int(condition.get("label_seed", 0)), "labels", prepared.name))
+    perm = torch.randperm(prepared.n_train, generator=gen)
+    return Prepared(prepared.name, prepared.x_train, prepared.y_train[perm.to(prepared.y_train.device)],
+                    prepared.x_test, prepared.y_test, prepared.classes, {**prepared.meta, "labels": "random"})
 
 
 def load(path: str | Path) -> Prepared:

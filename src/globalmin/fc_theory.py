@@ -1,16 +1,23 @@
-"""The fully-connected theory check: does the wide layer of a random net have rank n, as the theory predicts?
+"""Stage `fc_theory`: does the wide layer of a random net have rank n, as the theory predicts? (claim F1, check F2)
 
-Kawaguchi & Sun's theory for fully-connected nets: with narrow hidden layers of any width, one wide last
-hidden layer of width m_H >= n, an analytic activation and pairwise-distinct inputs, the n x m_H feature
-matrix has rank n for almost every parameter value. Negative controls must fail: m_H < n (rank <= m_H) and
-exactly duplicated inputs (two equal rows). ReLU is outside the theory and is reported as measured.
-The certificate is the exact float64 SVD, so "rank n" here is numerical rank, which can fall short of the
-exact-arithmetic statement when features are extremely ill-conditioned (narrow layers, near-duplicates).
+Kawaguchi & Sun's theory for fully-connected nets (as reconstructed, docs/science.md): with narrow hidden
+layers of any width, one wide last hidden layer of width m_H >= n, an analytic activation and pairwise-distinct
+inputs, the n x m_H feature matrix has rank n for almost every parameter value. Negative controls must fail:
+m_H < n (rank <= m_H) and exactly duplicated inputs (two equal rows): that is check F2, true by construction.
+ReLU is outside the theory and is reported as measured.
+
+The float64 certificate (exact SVD) decides most networks. Narrow layers make the features so ill-conditioned
+(sigma_min / sigma_max down to 1e-30 and below) that float64 cannot resolve them, and such a network cannot
+refute an almost-everywhere statement. Those networks are decided again in ball arithmetic (python-flint's
+arb, rigorous error bounds): the features are recomputed from the same float64 weights, taken as exact, and
+rank n is proven when the ball of det(Phi Phi^T) excludes 0. Precision doubles up to `max_bits`; a ball that
+still contains 0 there counts against F1.
 """
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,21 +26,39 @@ import torch
 import torch.nn as nn
 
 from globalmin.certificate import certify
+from globalmin.claims import make_check, make_claim, write_fragment
 from globalmin.models import ACTIVATIONS
-from globalmin.runinfo import derive_seed
+from globalmin.runinfo import derive_seed, write_text
 
 ANALYTIC = ("tanh", "softplus", "sigmoid")
+SOURCE = "Kawaguchi & Sun 2021, theory for fully-connected networks"
 
 
-def make_inputs(kind: str, n: int, seed: int, near_scale: float) -> np.ndarray:
-    """n inputs of one kind: 'gaussian' (d=16), 'digits' (real, d=64, scaled to [0, 1]), 'near_duplicates'
-    (n/2 Gaussian points and a copy of each moved by near_scale), 'duplicates' (Gaussian, last row = first)."""
+def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """Certify the grid of cfg (the fc_theory section) on inputs['data'] (prepared digits) into outputs['out_dir']:
+    runs.csv, pass_rates.csv/.html and the claims fragment claims.json."""
+    from globalmin import data as datamod
+
+    out = Path(outputs["out_dir"])
+    digits = datamod.load(inputs["data"]).x_train.flatten(1).double().numpy()
+    runs = run_grid(cfg, digits)
+    rates = pass_rates(runs)
+    write_text(out / "runs.csv", runs.to_csv(index=False))
+    write_text(out / "pass_rates.csv", rates.to_csv(index=False))
+    write_text(out / "pass_rates.html", rates.to_html(index=False, classes="table", border=0, float_format="%.3g",
+                                                      na_rep="–"))
+    write_fragment(out / "claims.json", "fc_theory", theory_claims(runs, [str(out / "runs.csv")]))
+
+
+def make_inputs(kind: str, n: int, seed: int, near_scale: float, digits: np.ndarray | None = None) -> np.ndarray:
+    """n inputs of one kind: 'gaussian' (d=16), 'digits' (n real training digits in [0, 1], d=64),
+    'near_duplicates' (n/2 Gaussian points and a copy of each moved by near_scale), 'duplicates' (Gaussian,
+    last row = first)."""
     rng = np.random.default_rng(derive_seed(seed, "fc-data", kind))
     if kind == "digits":
-        from sklearn.datasets import load_digits
-
-        images = load_digits().data / 16.0
-        return images[rng.choice(len(images), n, replace=False)]
+        if digits is None:
+            raise ValueError("the 'digits' inputs need the prepared digits (fc_theory reads data/prepared/digits.pt)")
+        return digits[rng.choice(len(digits), n, replace=False)]
     x = rng.standard_normal((n, 16))
     if kind == "near_duplicates":
         half = n // 2
@@ -45,15 +70,13 @@ def make_inputs(kind: str, n: int, seed: int, near_scale: float) -> np.ndarray:
     return x
 
 
-def fc_features(x: np.ndarray, narrow: list[int], wide: int, activation: str, seed: int) -> torch.Tensor:
-    """Features of the wide layer of a random fully-connected net (PyTorch's default init), in float64."""
+def fc_network(d: int, narrow: list[int], wide: int, activation: str, seed: int) -> nn.Sequential:
+    """A random fully-connected net up to the activated wide layer (PyTorch's default init), float64."""
     torch.manual_seed(derive_seed(seed, "fc-init"))
-    act = ACTIVATIONS[activation]
     layers: list[nn.Module] = []
-    for w_in, w_out in zip([x.shape[1]] + narrow, narrow + [wide]):
-        layers += [nn.Linear(w_in, w_out, dtype=torch.float64), act()]
-    with torch.no_grad():
-        return nn.Sequential(*layers)(torch.from_numpy(x))
+    for w_in, w_out in zip([d] + narrow, narrow + [wide]):
+        layers += [nn.Linear(w_in, w_out, dtype=torch.float64), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
 
 
 def wide_widths(n: int, ratios: list[str]) -> dict[str, int]:
@@ -69,60 +92,107 @@ def predicted_full_rank(activation: str, kind: str, m_h: int, n: int) -> bool | 
     return True if activation in ANALYTIC else None
 
 
-def run_grid(cfg: dict[str, Any]) -> pd.DataFrame:
-    """Certify every combination of the fc_theory config section; one row per network."""
+def _arb_activation(name: str):
+    return {"tanh": lambda z: z.tanh(), "softplus": lambda z: (z.exp() + 1).log(),
+            "sigmoid": lambda z: 1 / (1 + (-z).exp())}[name]  # analytic ones only: ReLU is outside the theory
+
+
+def rank_n_in_ball_arithmetic(x: np.ndarray, net: nn.Sequential, activation: str, max_bits: int) -> dict[str, Any]:
+    """Recompute the features in ball arithmetic (weights as exact binary64 values) and try to prove rank n:
+    det(Phi Phi^T) > 0 with rigorous error bounds, doubling the precision from 128 bits up to max_bits."""
+    from flint import arb, arb_mat, ctx
+
+    act = _arb_activation(activation)
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    bits, saved = 128, ctx.prec
+    try:
+        while True:
+            ctx.prec = bits
+            h = arb_mat([[arb(float(v)) for v in row] for row in x])
+            for layer in linears:
+                weight = arb_mat([[arb(float(v)) for v in r] for r in layer.weight.detach().numpy()])
+                bias = [arb(float(v)) for v in layer.bias.detach().numpy()]
+                z = h * weight.transpose()
+                h = arb_mat([[act(z[i, j] + bias[j]) for j in range(z.ncols())] for i in range(z.nrows())])
+            det = (h * h.transpose()).det()
+            if det > 0 or bits >= max_bits:
+                return {"proven_rank_n": bool(det > 0), "bits": bits, "log10_det_gram": float(det.mid().log()) / 2.302585092994046
+                        if det > 0 else None}
+            bits *= 2
+    finally:
+        ctx.prec = saved
+
+
+def run_grid(cfg: dict[str, Any], digits: np.ndarray | None = None) -> pd.DataFrame:
+    """Certify every combination of the fc_theory config section; one row per network. Networks the theory
+    predicts rank n for but float64 cannot certify are decided in ball arithmetic."""
     rows = []
     n = cfg["n"]
     grid = itertools.product(cfg["inputs"], cfg["activations"], cfg["narrow_widths"], cfg["depths"],
                              wide_widths(n, cfg["wide_ratios"]).items(), cfg["seeds"])
     for kind, activation, width, depth, (ratio, m_h), seed in grid:
-        x = make_inputs(kind, n, seed, cfg["near_duplicate_scale"])
-        cert = certify(fc_features(x, [width] * depth, m_h, activation, seed))
-        rows.append({"inputs": kind, "activation": activation, "narrow_width": width, "depth": depth,
-                     "wide_ratio": ratio, "m_H": m_h, "n": n, "seed": seed, "rank": cert["rank"],
-                     "full_rank": cert["full_rank"], "sigma_min": cert["sigma_min"], "sigma_max": cert["sigma_max"],
-                     "tolerance": cert["tolerance"],
-                     "predicted_full_rank": predicted_full_rank(activation, kind, m_h, n)})
+        x = make_inputs(kind, n, seed, cfg["near_duplicate_scale"], digits)
+        net = fc_network(x.shape[1], [width] * depth, m_h, activation, seed)
+        with torch.no_grad():
+            cert = certify(net(torch.from_numpy(x)))
+        predicted = predicted_full_rank(activation, kind, m_h, n)
+        row = {"inputs": kind, "activation": activation, "narrow_width": width, "depth": depth, "wide_ratio": ratio,
+               "m_H": m_h, "n": n, "seed": seed, "rank": cert["rank"], "full_rank": cert["full_rank"],
+               "sigma_min": cert["sigma_min"], "sigma_max": cert["sigma_max"], "tolerance": cert["tolerance"],
+               "predicted_full_rank": predicted, "proven_rank_n": None, "proof_bits": None, "log10_det_gram": None}
+        if predicted is True and not cert["full_rank"] and kind != "near_duplicates":
+            proof = rank_n_in_ball_arithmetic(x, net, activation, cfg["max_bits"])
+            row.update(proven_rank_n=proof["proven_rank_n"], proof_bits=proof["bits"],
+                       log10_det_gram=proof["log10_det_gram"])
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def pass_rates(runs: pd.DataFrame) -> pd.DataFrame:
-    """Share of networks with numerical rank n, per inputs x activation x m_H / n, beside the prediction."""
-    table = (runs.groupby(["inputs", "activation", "wide_ratio"], sort=False)
-             .agg(networks=("full_rank", "size"), rank_n=("full_rank", "sum"),
-                  predicted=("predicted_full_rank", "first"), min_sigma_min=("sigma_min", "min"))
+    """Share of networks with numerical rank n in float64, and with rank n decided (float64 or ball arithmetic),
+    per inputs x activation x m_H / n, beside the prediction."""
+    frame = runs.assign(decided=runs.full_rank.astype(bool) | runs.proven_rank_n.eq(True))
+    table = (frame.groupby(["inputs", "activation", "wide_ratio"], sort=False)
+             .agg(networks=("full_rank", "size"), rank_n_float64=("full_rank", "sum"),
+                  rank_n_proven=("decided", "sum"), predicted=("predicted_full_rank", "first"),
+                  min_sigma_min=("sigma_min", "min"))
              .reset_index())
-    table["pass_rate"] = table.rank_n / table.networks
+    table["pass_rate_float64"] = table.rank_n_float64 / table.networks
     table["predicted"] = table.predicted.map({True: "rank n", False: "rank < n", None: "outside theory"})
     return table
 
 
 def theory_claims(runs: pd.DataFrame, evidence: list[str]) -> list[dict[str, Any]]:
-    """F1 (analytic, m_H >= n, distinct inputs: rank n) and F2 (negative controls rank-deficient)."""
-    from globalmin.claims import make_claim
-
-    source = "Kawaguchi & Sun 2021, theory for fully-connected networks"
+    """F1 (analytic, m_H >= n, distinct inputs: rank n) and check F2 (negative controls are rank-deficient)."""
     positive = runs[runs.predicted_full_rank.eq(True)]
     clean = positive[positive.inputs != "near_duplicates"]
     near = positive[positive.inputs == "near_duplicates"]
-    by_width = clean.groupby("narrow_width").full_rank.mean().round(4).to_dict()
+    in_float64 = clean.full_rank.astype(bool)
+    proven = clean.proven_rank_n.eq(True)
+    refuted = clean[~in_float64 & clean.proven_rank_n.eq(False)]
+    verdict = ("inconclusive" if not len(clean) else "not supported" if len(refuted)
+               else "supported" if (in_float64 | proven).all() else "inconclusive")
     f1 = make_claim(
         "F1", "With analytic activations, m_H >= n and distinct inputs, the wide layer's features have rank n "
-        "for almost every parameter value.", source, evidence,
-        {"networks": int(len(clean)), "rank_n": int(clean.full_rank.sum()),
-         "pass_rate_by_narrow_width": {str(k): v for k, v in by_width.items()},
-         "near_duplicates_rank_n": int(near.full_rank.sum()), "near_duplicates_networks": int(len(near))},
-        ("supported" if clean.full_rank.all() else "inconclusive") if len(clean) else "inconclusive",
-        reconstructed=False,
-        rule="supported when every random network with an analytic activation, m_H >= n and distinct "
-             "(Gaussian or digits) inputs has numerical rank n in float64. A network below the float64 rank "
-             "tolerance cannot refute an almost-everywhere statement in exact arithmetic, so any such network "
-             "makes the verdict inconclusive (see the pass rate by narrow width); near-duplicate inputs are "
-             "reported beside it")
+        "for almost every parameter value.", SOURCE, evidence,
+        {"networks": int(len(clean)), "rank_n_float64": int(in_float64.sum()), "proven_in_ball_arithmetic":
+         int(proven.sum()), "not_proven_at_max_precision": int(len(refuted)),
+         "max_bits_used": None if clean.proof_bits.isna().all() else int(clean.proof_bits.max()),
+         "pass_rate_float64_by_narrow_width": {str(k): round(float(v), 4) for k, v in
+                                               clean.groupby("narrow_width").full_rank.mean().items()},
+         "near_duplicates_rank_n_float64": int(near.full_rank.sum()), "near_duplicates_networks": int(len(near))},
+        verdict, reconstructed=True,
+        rule="every random network with an analytic activation, m_H >= n and distinct (Gaussian or digits) inputs is "
+             "decided: rank n in float64 (exact SVD, NumPy's tolerance) or, where float64 cannot resolve it, proven "
+             "in ball arithmetic (det(Phi Phi^T) > 0 with rigorous bounds, precision doubled up to "
+             "fc_theory.max_bits). Supported when every network has rank n; not supported when a network's "
+             "determinant ball still contains 0 at the maximum precision; inconclusive otherwise (or without "
+             "networks). Near-duplicate inputs are reported beside it, not judged")
     negative = runs[runs.predicted_full_rank.eq(False)]
-    f2 = make_claim(
-        "F2", "Negative controls fail: m_H < n or exactly duplicated inputs give rank < n.", source, evidence,
+    f2 = make_check(
+        "F2", "Negative controls fail: m_H < n or exactly duplicated inputs give rank < n.", evidence,
         {"networks": int(len(negative)), "rank_deficient": int((~negative.full_rank.astype(bool)).sum())},
-        "supported" if len(negative) and not negative.full_rank.any() else "not supported", reconstructed=False,
-        rule="supported when every network with m_H < n or a duplicated input has numerical rank below n")
+        bool(len(negative)) and not negative.full_rank.astype(bool).any(),
+        rule="passes when every network with m_H < n or a duplicated input has numerical rank below n (true by "
+             "construction: rank <= m_H, two equal rows)")
     return [f1, f2]

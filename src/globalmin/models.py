@@ -63,17 +63,39 @@ class WideHeadResNet(nn.Module):
         return self.head(self.features(x))
 
 
+def wide_width(model_cfg: dict[str, Any], n_train: int) -> int:
+    """m_H from the model section: `wide_width` null means n, 'n/k' means round(n / k), an integer is itself."""
+    width = model_cfg.get("wide_width")
+    if width is None:
+        return n_train
+    if isinstance(width, str):  # 'n/k', validated by the schema
+        return max(1, round(n_train / int(width.split("/")[1])))
+    return int(width)
+
+
 def build_model(model_cfg: dict[str, Any], in_channels: int, classes: int, n_train: int) -> WideHeadResNet:
     """Build the network from the `model` config section; `wide_width: null` means m_H = n."""
     from globalmin.runinfo import UserError
 
-    wide = model_cfg.get("wide_width") or n_train
+    wide = wide_width(model_cfg, n_train)
     if wide < n_train and model_cfg.get("require_expressivity", True):
         raise UserError(f"model.wide_width = {wide} is below n = {n_train} training points: the expressivity "
                         f"condition needs m_H >= n. Set model.wide_width: null (m_H = n) or at least {n_train}, "
                         f"or model.require_expressivity: false for a deliberately rank-deficient control")
     return WideHeadResNet(in_channels, classes, list(model_cfg["widths"]), list(model_cfg["blocks"]),
                           wide, model_cfg.get("wide_activation", "relu"))
+
+
+def init_model(model_cfg: dict[str, Any], in_channels: int, classes: int, n_train: int, seed: int,
+               device: torch.device | str = "cpu") -> WideHeadResNet:
+    """The network of run `seed` at initialisation, drawn from (seed, 'init'): training and every study that
+    rebuilds a run's initial network call this one function."""
+    from globalmin.runinfo import derive_seed
+
+    with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
+        torch.manual_seed(derive_seed(seed, "init"))
+        model = build_model(model_cfg, in_channels, classes, n_train)
+    return model.to(device)
 
 
 def parameter_groups(model: WideHeadResNet) -> dict[str, list[str]]:

@@ -1,8 +1,14 @@
-"""The HTML report: tables, figures and claims with verdicts in one page that opens from disk (jinja2)."""
+"""Stage `report`: the HTML report (jinja2) and a Markdown results summary, from the tables, the claims ledger
+and the figures the pipeline wrote. No time stamps and no timings inside: the same results give the same bytes.
+
+Every hyper-parameter in the reconstruction table names where its value comes from: the paper (only when
+config/paper_values.yaml records it with a source), the authors' related code (with the caveat that the
+attribution is not confirmed), or this project's choice with the reason (docs/science.md).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import platform
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,38 +17,49 @@ import jinja2
 import pandas as pd
 import yaml
 
+from globalmin.datasets import AUTHORS_CODE, FACTS
 from globalmin.runinfo import environment, read_json, write_text
 
-# Choices PAPERS.md marks as reconstructed (R), and choices where this project may differ from the paper.
-# (config key, what it is, the paper's value as reconstructed in PAPERS.md, or None where the paper is silent)
-RECONSTRUCTED = [
-    ("recipe.tau_fraction", "τ as a fraction of the total iterations T", 0.9),
-    ("recipe.noise_on", "which layers are perturbed at τ", "wide"),
-    ("recipe.noise_scale", "ε, the noise scale relative to std(W)", 1e-3),
-    ("recipe.phase2_trains", "what phase 2 trains", "head"),
-    ("recipe.tau_ablation", "τ ablation (besides recipe.tau_fraction)", None),
-    ("model.wide_activation", "activation of the wide layer (project choice: analytic, so the condition holds "
-     "almost everywhere; ReLU at m_H = n loses rank to units dead on every input)", None),
-    ("model.widths", "stage widths of the PreAct ResNet", [64, 128, 256, 512]),
-    ("model.blocks", "blocks per stage", [2, 2, 2, 2]),
-    ("train.epochs", "epochs without / with augmentation", {"plain": 50, "augmented": 200}),
-    ("train.milestones", "lr milestones (epochs)", {"plain": [10], "augmented": [10, 100]}),
-    ("train.lr", "SGD learning rate", 0.01),
-    ("train.batch_size", "mini-batch size", 64),
+PACKAGE_DATA = ("templates/report.html.j2", "templates/summary.md.j2")
+
+# (config key, what it is, the value in the authors' related code or None, why this project chose its value)
+PROVENANCE = [
+    ("recipe.tau_fraction", "τ as a fraction of the total iterations T", None,
+     "the reconstruction's default reading; the paper's τ is not known, so the early switch varies it"),
+    ("recipe.tau_ablation", "extra τ fractions (the early switch) and the data sets they apply to", None,
+     "phase 2 from where base has not yet fit the data, so the guarantee can decide the outcome"),
+    ("recipe.noise_on", "which layers are perturbed at τ", None, "the reconstruction: the wide layer"),
+    ("recipe.noise_scale", "ε, the noise scale relative to std(W)", None,
+     "small enough to leave the learned features in place, large enough to break exact rank deficiencies"),
+    ("recipe.phase2_trains", "what phase 2 trains", None, "the reconstruction: the head W_out only (convex)"),
+    ("model.wide_width", "m_H, the wide layer's width (null: m_H = n)", None,
+     "the smallest width the expressivity condition allows"),
+    ("model.wide_activation", "activation of the wide layer", None,
+     "analytic, so the condition holds almost everywhere; ReLU at m_H = n loses rank to units dead on every input"),
+    ("model.widths", "stage widths of the PreAct ResNet", [64, 128, 256, 512], "a small ResNet a CPU trains in minutes"),
+    ("model.blocks", "blocks per stage", [2, 2, 2, 2], "a small ResNet a CPU trains in minutes"),
+    ("train.lr", "SGD learning rate", 0.01, "—"),
+    ("train.momentum", "SGD momentum", 0.9, "—"),
+    ("train.weight_decay", "weight decay", 1e-4, "—"),
+    ("train.batch_size", "mini-batch size", 64, "—"),
+    ("train.epochs", "epochs without / with augmentation", {"plain": 50, "augmented": 200},
+     "fewer epochs for a CPU; digits is fit long before"),
+    ("train.milestones", "lr ×0.1 at these epochs", {"plain": [10], "augmented": [10, 100]},
+     "scaled with the shorter schedule"),
+    ("claims.equivalence_margin_pp", "R1's equivalence margin (percentage points)", None,
+     "half a point: a difference a reader of Table 1 would call 'comparable'"),
+    ("claims.gap_fraction", "R3: the gap at T must fall to this fraction of its value at τ", None,
+     "an order of magnitude: convergence visible within the schedule"),
 ]
-
-
-def _status(value: Any, paper: Any) -> str:
-    if paper is None:
-        return "reconstructed: the paper's value is not known"
-    return "as in the paper (reconstructed reading)" if value == paper else f"differs: the paper used {paper}"
-
-
 NOTES = [
-    "Batch norm in eval mode for all of phase 2; momentum buffers of the phase-2 parameters carry over from base.",
-    "The certificate uses the features of all n training inputs, un-augmented, computed in float64.",
-    "Digits and its augmentation (crop 8 pad 1, affine ±10°, scale 0.9-1.1) are not in the paper; "
-    "they are this project's offline stand-in.",
+    "Batch norm is in eval mode for all of phase 2; the momentum buffers of the phase-2 parameters carry over "
+    "from base (the reconstruction).",
+    "The certificate uses the features of all n training inputs, un-augmented, in float64, with NumPy's "
+    "matrix_rank tolerance σ_max · max(n, m_H) · eps (this project's choice); the rank at float32's tolerance is "
+    "shown beside it.",
+    "The digits data set and its augmentation are this project's offline stand-in; they are not in the paper.",
+    "The six paper data sets' augmentations come from the authors' related code (GitHub k9k2/qSGD; the "
+    "attribution is not confirmed), not from the Recipe paper.",
 ]
 
 
@@ -53,47 +70,66 @@ def _lookup(cfg: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _split_notes(runs: pd.DataFrame) -> list[str]:
-    """One line per data set on where its train/test split comes from (recorded in each prepared file)."""
-    notes = {"digits": "digits: fixed seeded split of scikit-learn's 1,797 images (config data.digits).",
-             "semeion": "semeion: fixed seeded 1,000 / 593 split of its 1,593 images (config data.semeion); "
-                        "the indices are stored in data/prepared/semeion.pt."}
-    return [notes.get(d, f"{d}: the data set's own train/test split (torchvision).")
-            for d in sorted(runs.dataset.unique())]
+def provenance(cfg: dict[str, Any], paper_values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per reconstructed or chosen value: key, what, the value used and where it comes from."""
+    recorded = {v["key"]: v for v in paper_values if isinstance(v, dict) and v.get("key")}
+    rows = []
+    for key, what, authors, reason in PROVENANCE:
+        value = _lookup(cfg, key)
+        if key in recorded and value == recorded[key].get("value"):
+            source = f"paper ({recorded[key]['source']})"
+        elif authors is not None and value == authors:
+            source = AUTHORS_CODE
+        elif authors is not None:
+            source = f"this project's choice: {reason}; the authors' related code uses {authors}"
+        else:
+            source = f"this project's choice: {reason}"
+        rows.append({"key": key, "what": what, "value": value, "source": source})
+    return rows
 
 
-def render(tables_dir: str | Path, claims_path: str | Path, figures: list[str | Path], out: str | Path,
-           cfg: dict[str, Any], paper_values_path: str | Path | None = None,
-           fc_rates_path: str | Path | None = None, study_tables: dict[str, str | Path] | None = None) -> Path:
-    """Render report/index.html and copy the tables beside it, so the report folder stands alone."""
-    out = Path(out)
-    tables_dir = Path(tables_dir)
+def markdown(csv_path: Path) -> str:
+    """A CSV table as a Markdown table (empty cells as '–')."""
+    frame = pd.read_csv(csv_path, dtype=str).fillna("–")
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    """The machine and libraries that rendered the report (the runs record their own in metrics.json)."""
+    import os
+
+    return {**environment(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+
+
+def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """report/index.html (outputs['html']), its tables beside it, and the Markdown summary (outputs['summary'])."""
+    out = Path(outputs["html"])
+    tables_dir = Path(inputs["tables"])
     copied = out.parent / "tables"
     copied.mkdir(parents=True, exist_ok=True)
-    for name in ("table1.csv", "table1.html", "table1.tex", "runs.csv", "ablation.csv"):
+    for name in ("table1.csv", "table1.html", "table1.tex", "runs.csv", "conditions.csv"):
         shutil.copyfile(tables_dir / name, copied / name)
-    claims = read_json(claims_path)
+    ledger = read_json(inputs["claims"])
     runs = pd.read_csv(tables_dir / "runs.csv")
-    paper_values = (yaml.safe_load(Path(paper_values_path).read_text()) or {}) if paper_values_path else {}
-    certs = runs[runs.algorithm == "recipe"][["run_id", "n_train", "m_H", "cert_rank", "cert_sigma_min",
-                                               "cert_sigma_max", "cert_tolerance", "cert_full_rank"]]
-    env = jinja2.Environment(loader=jinja2.PackageLoader("globalmin", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]))
-    html = env.get_template("report.html.j2").render(
-        title=cfg.get("report", {}).get("title", "globalmin report"),
-        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        table1=(tables_dir / "table1.html").read_text(),
-        ablation=(tables_dir / "ablation.html").read_text() if len(pd.read_csv(tables_dir / "ablation.csv")) else "",
-        splits=_split_notes(runs),
-        fc_rates=Path(fc_rates_path).read_text() if fc_rates_path else "",
-        studies={name: Path(path).read_text() for name, path in (study_tables or {}).items()},
-        certificates=certs.to_dict("records"),
-        claims=claims["claims"], summary=claims["summary"],
-        figures=[Path(f).relative_to(out.parent).as_posix() for f in figures if str(f).endswith(".png")],
-        reconstructed=[{"key": k, "what": w, "value": _lookup(cfg, k), "status": _status(_lookup(cfg, k), paper)}
-                       for k, w, paper in RECONSTRUCTED],
-        notes=NOTES, paper_values=paper_values.get("values", []) if isinstance(paper_values, dict) else [],
-        wall=runs.groupby("algorithm").wall_seconds.sum().round(1).to_dict(),
-        devices=sorted(runs.device.dropna().unique()), environment=environment(),
-    )
-    return write_text(out, html)
+    paper_values = (yaml.safe_load(Path(inputs["paper_values"]).read_text()) or {}).get("values") or []
+    studies = dict(item.split("=", 1) for item in inputs.get("study_tables", []))
+    context = {
+        "title": cfg.get("report", {}).get("title", "globalmin report"),
+        "table1": (tables_dir / "table1.html").read_text(), "table1_md": markdown(tables_dir / "table1.csv"),
+        "conditions": (tables_dir / "conditions.html").read_text(),
+        "conditions_md": markdown(tables_dir / "conditions.csv"),
+        "splits": [f"{d}: {FACTS[d].note}." for d in sorted(runs.dataset.unique())],
+        "studies": {name: Path(path).read_text() for name, path in studies.items()},
+        "certificates": runs[runs.algorithm == "recipe"].to_dict("records"),
+        "claims": ledger["claims"], "checks": ledger["checks"], "summary": ledger["summary"],
+        "checks_summary": ledger["checks_summary"],
+        "figures": [Path(f).relative_to(out.parent).as_posix() for f in inputs["figures"] if str(f).endswith(".png")],
+        "provenance": provenance(cfg, paper_values), "notes": NOTES, "paper_values": paper_values,
+        "devices": sorted(runs.device.dropna().unique()), "machine": machine(),
+    }
+    env = jinja2.Environment(loader=jinja2.PackageLoader("globalmin", "templates"), trim_blocks=True,
+                             lstrip_blocks=True, autoescape=lambda name: (name or "").endswith(".html.j2"))
+    write_text(out, env.get_template("report.html.j2").render(**context))
+    write_text(outputs["summary"], env.get_template("summary.md.j2").render(**context))

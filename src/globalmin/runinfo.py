@@ -1,24 +1,44 @@
-"""Run bookkeeping shared by every stage: atomic writes, derived seeds, devices and software versions."""
+"""Run bookkeeping shared by every stage: atomic, byte-stable writes, derived seeds, devices and software versions.
+
+Byte-stable: the same content always gives the same bytes (no temporary names, times or timings inside
+content files), so DVC's hashes and byte comparisons change only when results do. Files get the mode the
+user's umask gives, like any file a shell would create, so a team can share results.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: the figure and report jobs never need it, and it costs a second at start-up.
 
 
 class UserError(RuntimeError):
     """A failure caused by input (config, data, checkpoints); its message names the problem and the fix."""
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file; mkstemp's 0600 would keep results private
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place with the umask's mode.
 
     A killed job therefore never leaves a half-written file that a rerun would trust.
     """
@@ -28,6 +48,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,8 +72,16 @@ def read_json(path: str | Path) -> Any:
 
 
 def save_torch(path: str | Path, obj: Any) -> Path:
-    """Save a torch object atomically."""
-    return atomic_write(path, lambda p: torch.save(obj, p))
+    """Save a torch object atomically and byte-stably.
+
+    torch.save names the archive inside the file after the file it writes to, so saving straight to the
+    (randomly named) temporary file would give identical content different bytes; a buffer is named 'archive'.
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda p: p.write_bytes(buffer.getvalue()))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -60,7 +89,7 @@ def _jsonable(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, (np.floating,)):
         return float(obj)
-    if isinstance(obj, (np.ndarray, torch.Tensor)):
+    if isinstance(obj, np.ndarray) or type(obj).__name__ == "Tensor":
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
@@ -74,13 +103,34 @@ def derive_seed(seed: int, *keys: int | str) -> int:
     return (high << 31) | (low >> 1)
 
 
-def generator(seed: int, *keys: int | str) -> torch.Generator:
+def generator(seed: int, *keys: int | str) -> "torch.Generator":
     """A CPU torch.Generator seeded for one purpose; CPU so that draws are identical on every device."""
+    import torch
+
     return torch.Generator().manual_seed(derive_seed(seed, *keys))
 
 
-def resolve_device(name: str) -> torch.device:
+def limit_threads(threads: int) -> None:
+    """Use `threads` CPU threads in torch and in NumPy/SciPy's BLAS. Snakemake runs jobs side by side, and a BLAS
+    that starts one thread per core in every job oversubscribes the machine (measured: solves 20x slower).
+
+    The environment variables reach libraries not loaded yet; those already loaded are limited directly."""
+    import sys
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+
+
+def resolve_device(name: str) -> "torch.device":
     """Turn 'auto' | 'cpu' | 'cuda[:k]' into a device, preferring CUDA under 'auto'."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -89,10 +139,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def environment(device: torch.device | None = None) -> dict[str, Any]:
+def environment(device: "torch.device | None" = None) -> dict[str, Any]:
     """Software versions and hardware of this process, recorded in every output."""
-    import globalmin
+    import torch
     import torchvision
+
+    import globalmin
 
     info = {
         "python": platform.python_version(),

@@ -1,33 +1,45 @@
-"""Raw data of the torchvision data sets: download or offline import, verified by checksum, placed atomically.
+"""Stage `fetch_raw`: raw files of the torchvision data sets, downloaded or imported, verified, placed atomically.
 
 The file names, URLs and MD5 checksums are torchvision's own (class attributes of its data set classes), and
 so are downloading, checking and extracting (`download_url`, `check_integrity`, and the class's own
 `download=True` path, which skips verified files and extracts them). This module adds what a pipeline needs
 around them: retries with a time-out, offline import from a folder, and atomic placement. Everything is
 built in a temporary folder beside the destination and renamed into place only when every file is verified
-and extracted, so an interrupted or corrupt fetch leaves nothing a rerun would trust.
+and extracted, so an interrupted or corrupt fetch leaves nothing a rerun would trust; a partial folder left by
+a killed fetch is removed by the next one. Files that pass their checksum but cannot be read (damaged inside)
+fail with one line naming the file and the fix, at fetch time and again whenever they are prepared.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import socket
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
 
+import numpy as np
+import torch
 import torchvision
+from scipy.io.matlab import MatReadError
 from torchvision.datasets import utils as tv_utils
 
+from globalmin.datasets import DatasetFacts, facts
 from globalmin.runinfo import UserError, write_json
 
 MANIFEST = "MANIFEST.json"
+PARTIAL = ".partial-"
+# What torchvision's readers raise on files damaged inside (gzip, tar, pickle, .mat, text): caught only around
+# reading raw files, where each of them means "this file is not what it claims to be".
+DAMAGE_ERRORS = (OSError, EOFError, ValueError, RuntimeError, KeyError, IndexError, TypeError, tarfile.TarError,
+                 pickle.UnpicklingError, MatReadError)  # prefix of the folders a fetch builds in; .dvcignore keeps them out of DVC's view
 
 # MD5 of the *decompressed* upstream idx files. Redistributions (for example Debian's dataset-fashion-mnist)
 # re-compress the .gz files, which changes the archive's MD5 but not its content; an import accepts such a
@@ -126,8 +138,12 @@ def _gunzip_if_content_matches(archive: Path, f: RawFile, dest: Path) -> dict[st
     if not f.content_md5:
         return None
     target = dest.with_suffix("")  # foo-idx3-ubyte.gz -> foo-idx3-ubyte, torchvision's extracted name
-    with gzip.open(archive, "rb") as src, open(target, "wb") as out:
-        shutil.copyfileobj(src, out)
+    try:
+        with gzip.open(archive, "rb") as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+    except (OSError, EOFError):  # not gzip at all, or cut short: not this file
+        target.unlink(missing_ok=True)
+        return None
     if tv_utils.check_integrity(str(target), f.content_md5):
         return f.entry("decompressed content MD5 (archive re-compressed by its distributor)", target.name,
                        f.content_md5)
@@ -151,27 +167,80 @@ def _import(f: RawFile, source_dir: Path, dest: Path, dataset: str, files: list[
                      f"is corrupt or a different version; fetch it again. " + _offline_hint(dataset, files))
 
 
-def _extract(tv_class: str, root: Path) -> None:
+def _damaged(f: DatasetFacts, root: Path, err: BaseException) -> FetchError:
+    return FetchError(f"the raw files of {f.name} in {root} cannot be read by torchvision's {f.tv_class} "
+                      f"({type(err).__name__}: {str(err)[:200]}): they pass their checksums but are damaged or "
+                      f"incomplete inside; delete {root} and fetch or import them again")
+
+
+def _extract(f: DatasetFacts, root: Path) -> None:
     """Let torchvision finish its own layout (extract archives) from verified files: no network is touched."""
-    for kwargs in split_arguments(tv_class):
-        getattr(torchvision.datasets, tv_class)(str(root), download=True, **kwargs)
+    for kwargs in f.tv_splits:
+        try:
+            getattr(torchvision.datasets, f.tv_class)(str(root), download=True, **kwargs)
+        except DAMAGE_ERRORS as err:
+            raise _damaged(f, root, err) from err
 
 
-def split_arguments(tv_class: str) -> list[dict[str, Any]]:
-    """Constructor arguments of the train and test splits ([train, test]; Semeion has one split only)."""
-    if tv_class == "SEMEION":
-        return [{}]
-    if tv_class == "SVHN":
-        return [{"split": "train"}, {"split": "test"}]
-    return [{"train": True}, {"train": False}]
+def read_splits(f: DatasetFacts, root: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(uint8 N x C x H x W images, labels) of each split of a fetched raw folder, read without network access
+    and checked against the data set's known sizes, so a file cut at a record boundary cannot pass."""
+    root = Path(root)
+    check_fetched(f.name, root)
+    parts = []
+    for kwargs in f.tv_splits:
+        try:
+            ds = getattr(torchvision.datasets, f.tv_class)(str(root), download=False, **kwargs)
+            x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+            labels = getattr(ds, "targets", None)
+            labels = ds.labels if labels is None else labels
+            y = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        except DAMAGE_ERRORS as err:
+            raise _damaged(f, root, err) from err
+        if x.ndim == 3:  # N x H x W grey images
+            x = x[:, None]
+        elif x.shape[-1] == f.channels and x.shape[1] != f.channels:  # CIFAR stores N x H x W x C
+            x = x.transpose(0, 3, 1, 2)
+        parts.append((np.ascontiguousarray(x, dtype=np.uint8), y.astype(np.uint8)))
+    expected = [f.train] if f.pooled else [f.train, f.test]
+    found = [len(y) for _, y in parts]
+    shapes = {tuple(x.shape[1:]) for x, _ in parts}
+    if found != expected or shapes != {(f.channels, f.size, f.size)}:
+        raise FetchError(f"the raw files of {f.name} in {root} hold {found} images of shape {sorted(shapes)}, but "
+                         f"{f.name} has {expected} of shape {(f.channels, f.size, f.size)}: a file is truncated or "
+                         f"of another data set; delete {root} and fetch or import it again")
+    return parts
+
+
+def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Fetch data set cfg['dataset'] with its options cfg['options'] into outputs['raw']."""
+    f = facts(cfg["dataset"])
+    if not f.has_raw_files:
+        raise UserError(f"{f.name} ships with its Python package ({f.package}); it has no raw files to fetch")
+    manifest = fetch(f.name, f.tv_class, outputs["raw"], cfg.get("options", {}))
+    return {"manifest": manifest, "summary": {k: manifest[k] for k in ("dataset", "source")}}
+
+
+def import_data(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Import data set cfg['dataset'] from the folder cfg['import_dir'] into outputs['raw'] (by hand)."""
+    return run({"dataset": cfg["dataset"], "options": {"source": "import", "import_dir": cfg["import_dir"]}},
+               inputs, outputs)
+
+
+def remove_partials(out: Path) -> None:
+    """Remove partial folders that a killed fetch of the same data set left beside `out`."""
+    for stale in out.parent.glob(f"{PARTIAL}{out.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def fetch(dataset: str, tv_class: str, out: str | Path, options: dict[str, Any]) -> dict[str, Any]:
     """Download (or import, per `options['source']`) a data set's raw files into `out`, atomically."""
     out = Path(out)
+    spec = facts(dataset)
     files = raw_files(tv_class, options.get("mirror"))
-    tmp = out.parent / f".partial-{out.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_partials(out)
+    tmp = out.parent / f"{PARTIAL}{out.name}-{os.getpid()}"
     tmp.mkdir(parents=True)
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(options.get("timeout", 60))
@@ -180,7 +249,7 @@ def fetch(dataset: str, tv_class: str, out: str | Path, options: dict[str, Any])
         for f in files:
             dest = tmp / f.folder / f.name
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if options.get("source", "download") == "import":
+            if options.get("source") == "import":
                 if not options.get("import_dir"):
                     raise FetchError(f"data.{dataset}.source is 'import' but data.{dataset}.import_dir is not set; "
                                      f"set it to the folder holding the files")
@@ -188,14 +257,14 @@ def fetch(dataset: str, tv_class: str, out: str | Path, options: dict[str, Any])
             else:
                 entries.append(_download(f, dest, options.get("retries", 3), options.get("retry_wait", 5.0),
                                          dataset, files))
-        _extract(tv_class, tmp)
+        _extract(spec, tmp)
         for e in entries:
             e["bytes"] = (tmp / e["folder"] / e["name"]).stat().st_size
-        manifest = {"dataset": dataset, "torchvision_class": tv_class, "source": options.get("source", "download"),
-                    "files": entries,
-                    "torchvision": torchvision.__version__,
-                    "fetched": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        # no fetch time in the manifest: the same files give the same bytes (DVC hashes stay put)
+        manifest = {"dataset": dataset, "torchvision_class": tv_class, "source": options.get("source") or "download",
+                    "files": entries, "torchvision": torchvision.__version__}
         write_json(tmp / MANIFEST, manifest)
+        read_splits(spec, tmp)  # damaged inside, or cut at a record boundary: fail now, with the file named
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

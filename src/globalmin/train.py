@@ -1,9 +1,10 @@
-"""Training: the first-order algorithm `base`, and the Recipe's `A(base)` that branches from base's state at tau.
+"""The training loop that `base` and A(base) share: schedule, seeded mini-batches, evaluation, resume, progress.
 
 Every random draw of a run comes from its one seed through `derive_seed`: the initialisation, the shuffle of
 each epoch, the augmentation of each iteration and the perturbation at tau. None of them depends on
 generator state carried between iterations, so a run can be branched (A(base) at tau) at any iteration and
-still draw exactly what the uninterrupted run would have drawn.
+still draw exactly what the uninterrupted run would have drawn. The stages that train are `base.py` and
+`recipe.py`; this module holds what they have in common.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,17 +27,14 @@ from tqdm import tqdm
 
 from globalmin import augment as aug
 from globalmin import data as datamod
-from globalmin.certificate import certify_model, choose_method
-from globalmin.models import WideHeadResNet, build_model, parameter_groups
-from globalmin.runinfo import (UserError, derive_seed, environment, generator, resolve_device, save_torch,
-                               write_json, write_text)
+from globalmin.datasets import Augmentation
+from globalmin.runinfo import UserError, generator, limit_threads, resolve_device, save_torch
 
 log = logging.getLogger(__name__)
 
 TAU_STATE_FORMAT = "globalmin-tau-state-1"
 RESUME_FILE = "last.pt"  # per-epoch state in the run folder; undeclared, so a failed job leaves it for the rerun
-PHASE2_TRAINS = {"head": ("head",), "wide_head": ("wide", "head"), "all": ("body", "wide", "head")}
-NOISE_ON = {"wide": ("wide",), "all_hidden": ("body", "wide"), "none": ()}
+PROGRESS_SECONDS = 60.0  # without a terminal, a progress line at least this often within long epochs
 
 
 class DivergenceError(UserError):
@@ -71,7 +69,7 @@ def make_schedule(n_train: int, batch_size: int, epochs: int, tau_fraction: floa
 
 
 def epochs_for(train_cfg: dict[str, Any], augmented: bool) -> tuple[int, list[int]]:
-    """(epochs, lr milestones) for an augmented or plain run: the paper trains longer with augmentation."""
+    """(epochs, lr milestones) for an augmented or plain run: runs with augmentation train longer."""
     key = "augmented" if augmented else "plain"
     return int(train_cfg["epochs"][key]), list(train_cfg["milestones"][key])
 
@@ -83,101 +81,147 @@ def lr_at(iteration: int, schedule: Schedule, train_cfg: dict[str, Any], milesto
 
 
 class Batches:
-    """Mini-batch indices of iteration `it`: epoch e's order is a permutation drawn from (seed, 'shuffle', e)."""
+    """The mini-batch of iteration `it`: epoch e's order is a permutation drawn from (seed, 'shuffle', e), and an
+    augmented run's images are augmented with draws from (seed, 'augment', it).
 
-    def __init__(self, seed: int, n: int, batch_size: int, schedule: Schedule):
-        self.seed, self.n, self.batch_size, self.schedule = seed, n, batch_size, schedule
+    The permutation is drawn on the CPU (the same draws on every device) and moved to the device once per
+    epoch, so a step slices a device tensor instead of copying indices from the host.
+    """
+
+    def __init__(self, seed: int, data: datamod.Prepared, batch_size: int, schedule: Schedule,
+                 spec: Augmentation | None = None):
+        self.seed, self.data, self.batch_size, self.schedule, self.spec = seed, data, batch_size, schedule, spec
         self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
 
-    def __call__(self, it: int) -> torch.Tensor:
+    def indices(self, it: int) -> torch.Tensor:
+        """Training-set indices of iteration `it`, on the data's device."""
         epoch, k = divmod(it, self.schedule.iters_per_epoch)
         if epoch != self._epoch:
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=generator(self.seed, "shuffle", epoch))
+            perm = torch.randperm(self.data.n_train, generator=generator(self.seed, "shuffle", epoch))
+            self._epoch, self._perm = epoch, perm.to(self.data.y_train.device)
         return self._perm[k * self.batch_size:(k + 1) * self.batch_size]
+
+    def __call__(self, it: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of iteration `it`, the inputs augmented if the run is."""
+        idx = self.indices(it)
+        x = self.data.x_train[idx]
+        if self.spec is not None:
+            x = aug.augment(x, self.spec, generator(self.seed, "augment", it))
+        return x, self.data.y_train[idx]
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: datamod.Prepared, batch_size: int = 2048) -> dict[str, float]:
+def score(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, labels: torch.Tensor,
+          batch_size: int) -> tuple[float, float]:
+    """(mean cross-entropy, error in %) of `forward` over a data split, summed on the device: one host sync."""
+    loss = torch.zeros((), dtype=torch.float64, device=labels.device)
+    wrong = torch.zeros((), dtype=torch.long, device=labels.device)
+    for i in range(0, len(labels), batch_size):
+        logits = forward(inputs[i:i + batch_size]).float()
+        loss += F.cross_entropy(logits, labels[i:i + batch_size], reduction="sum").double()
+        wrong += (logits.argmax(1) != labels[i:i + batch_size]).sum()
+    totals = torch.stack([loss, wrong.double()]).tolist()
+    return totals[0] / len(labels), 100.0 * totals[1] / len(labels)
+
+
+def evaluate_model(model: torch.nn.Module, data: datamod.Prepared, batch_size: int = 2048) -> dict[str, float]:
     """Full training-set objective (mean cross-entropy, un-augmented, eval mode) and train/test error in %."""
     was_training = model.training
     model.eval()
-    out = {}
-    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-        loss, wrong = 0.0, 0
-        for i in range(0, len(y), batch_size):
-            logits = model(x[i:i + batch_size]).float()
-            loss += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum").item()
-            wrong += (logits.argmax(1) != y[i:i + batch_size]).sum().item()
-        out[f"{split}_error"] = 100.0 * wrong / len(y)
-        if split == "train":
-            out["train_objective"] = loss / len(y)
+    train_objective, train_error = score(model, data.x_train, data.y_train, batch_size)
+    _, test_error = score(model, data.x_test, data.y_test, batch_size)
     model.train(was_training)
-    return out
+    return {"train_objective": train_objective, "train_error": train_error, "test_error": test_error}
+
+
+class Progress:
+    """Progress of one run: a tqdm bar on a terminal; otherwise a log line at every evaluation and at least every
+    PROGRESS_SECONDS, with throughput, elapsed time and time left (job logs under Snakemake have no terminal)."""
+
+    def __init__(self, run_id: str, schedule: Schedule, batch_size: int, start: int, stop: int):
+        self.run_id, self.schedule, self.batch_size, self.stop = run_id, schedule, batch_size, stop
+        self.start_it, self.start_time = start, time.perf_counter()
+        self.last_line = self.start_time
+        self.bar = tqdm(total=stop - start, desc=run_id, leave=False) if sys.stderr.isatty() else None
+
+    def step(self, it: int, loss: torch.Tensor | None = None, evaluated: dict[str, float] | None = None) -> None:
+        """Record that iteration `it` is done; log a line when due (always after an evaluation)."""
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        now = time.perf_counter()
+        if evaluated is None and now - self.last_line < PROGRESS_SECONDS:
+            return
+        self.last_line = now
+        done = it + 1 - self.start_it
+        rate = done / max(now - self.start_time, 1e-9)
+        left = (self.stop - it - 1) / rate if rate > 0 else float("nan")
+        text = (f"{self.run_id} it {it + 1}/{self.schedule.total} epoch {(it + 1) / self.schedule.iters_per_epoch:.2f}"
+                f" {rate * self.batch_size:.0f} img/s elapsed {now - self.start_time:.0f}s left {left:.0f}s")
+        if evaluated is not None:
+            text += (f" objective {evaluated['train_objective']:.4f} train err {evaluated['train_error']:.2f}%"
+                     f" test err {evaluated['test_error']:.2f}%")
+        elif loss is not None:  # one host sync, once a minute at most
+            text += f" batch loss {float(loss):.4f}"
+        log.info(text)
+
+    def close(self) -> None:
+        """Close the terminal bar."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclass
-class RunContext:
-    """Everything one training run needs besides the model and optimizer."""
+class Loop:
+    """One run's iterations: `step(it, lr)` does iteration `it` (returns its loss tensor), `evaluate()` scores the
+    current parameters; a curve row at every evaluation (epoch ends at the `eval_every` pace, and `extra` ones)."""
 
     run_id: str
     algorithm: str
     seed: int
-    data: datamod.Prepared
-    train_cfg: dict[str, Any]
     schedule: Schedule
+    train_cfg: dict[str, Any]
     milestones: list[int]
-    augment: aug.AugmentSpec | None
-    device: torch.device
+    step: Callable[[int, float], torch.Tensor]
+    evaluate: Callable[[], dict[str, float]]
+    eval_every: int = 1  # epochs between evaluations
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.batches = Batches(self.seed, self.data.n_train, self.train_cfg["batch_size"], self.schedule)
-        self.rows: list[dict[str, Any]] = []
+    def lr(self, it: int) -> float:
+        """The learning rate of iteration `it`."""
+        return lr_at(it, self.schedule, self.train_cfg, self.milestones)
 
-    def log_row(self, model: torch.nn.Module, iteration: int, phase: int, lr: float) -> dict[str, Any]:
+    def log_row(self, iteration: int, phase: int, lr: float) -> dict[str, Any]:
         """Evaluate and append one curve row; stop the run if the objective is not finite."""
         row = {"algorithm": self.algorithm, "seed": self.seed, "iteration": iteration,
-               "epoch": iteration / self.schedule.iters_per_epoch, "phase": phase, "lr": lr,
-               **evaluate(model, self.data, self.train_cfg["eval_batch_size"])}
+               "epoch": iteration / self.schedule.iters_per_epoch, "phase": phase, "lr": lr, **self.evaluate()}
         if not math.isfinite(row["train_objective"]):
             raise DivergenceError(
                 f"run {self.run_id}: training objective is {row['train_objective']} at iteration {iteration} "
                 f"(epoch {row['epoch']:.2f}); lower train.lr or check the data (inputs must be in [0, 1])")
         self.rows.append(row)
-        log.info("%s it %d/%d epoch %.2f objective %.4f train err %.2f%% test err %.2f%%", self.run_id, iteration,
-                 self.schedule.total, row["epoch"], row["train_objective"], row["train_error"], row["test_error"])
         return row
 
+    def due(self, done: int) -> bool:
+        """Whether a curve row is due after `done` iterations: every eval_every epochs, and at the end."""
+        ipe = self.schedule.iters_per_epoch
+        return done % ipe == 0 and ((done // ipe) % self.eval_every == 0 or done == self.schedule.total)
 
-def sgd_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext, it: int) -> None:
-    """One iteration of `base`: a (possibly augmented) mini-batch, cross-entropy, an optimizer step."""
-    idx = ctx.batches(it).to(ctx.device)
-    x, y = ctx.data.x_train[idx], ctx.data.y_train[idx]
-    if ctx.augment is not None:
-        x = aug.augment(x, ctx.augment, generator(ctx.seed, "augment", it))
-    for group in optimizer.param_groups:
-        group["lr"] = lr_at(it, ctx.schedule, ctx.train_cfg, ctx.milestones)
-    use_bf16 = ctx.train_cfg["bf16"] and ctx.device.type == "cuda"
-    with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-        loss = F.cross_entropy(model(x), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def run_iterations(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext, start: int,
-                   stop: int, phase: int, before: Callable[[int], None] | None = None,
-                   epoch_end: Callable[[int], None] | None = None) -> None:
-    """Iterations [start, stop), logging a curve row at every epoch end; `before(it)` runs ahead of each step
-    and `epoch_end(it)` after each epoch's row (with `it` the number of iterations done)."""
-    ipe = ctx.schedule.iters_per_epoch
-    for it in tqdm(range(start, stop), desc=ctx.run_id, disable=not sys.stderr.isatty(), leave=False):
-        if before is not None:
-            before(it)
-        sgd_step(model, optimizer, ctx, it)
-        if (it + 1) % ipe == 0:
-            ctx.log_row(model, it + 1, phase, lr_at(it, ctx.schedule, ctx.train_cfg, ctx.milestones))
-            if epoch_end is not None:
-                epoch_end(it + 1)
+    def run(self, start: int, stop: int, phase: int, before: Callable[[int], None] | None = None,
+            epoch_end: Callable[[int], None] | None = None) -> None:
+        """Iterations [start, stop); `before(it)` runs ahead of each step, `epoch_end(done)` after each epoch."""
+        progress = Progress(self.run_id, self.schedule, self.train_cfg["batch_size"], start, stop)
+        try:
+            for it in range(start, stop):
+                if before is not None:
+                    before(it)
+                loss = self.step(it, self.lr(it))
+                row = self.log_row(it + 1, phase, self.lr(it)) if self.due(it + 1) else None
+                progress.step(it, loss, row)
+                if (it + 1) % self.schedule.iters_per_epoch == 0 and epoch_end is not None:
+                    epoch_end(it + 1)
+        finally:
+            progress.close()
 
 
 def fingerprint(obj: Any) -> str:
@@ -190,20 +234,15 @@ class Resume:
 
     def __init__(self, out_dir: Path, run_id: str, identity: Any):
         self.path, self.run_id, self.key = out_dir / RESUME_FILE, run_id, fingerprint(identity)
-        self.elapsed = 0.0  # wall seconds spent before the resumed attempt
         self.extra: dict[str, Any] = {}  # results computed once per run (A(base)'s certificate), kept across resumes
 
-    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext, iteration: int,
-             started: float) -> None:
-        """Record the state after `iteration` iterations."""
+    def save(self, state: dict[str, Any], loop: Loop, iteration: int) -> None:
+        """Record the state (model, optimizer, ...) after `iteration` iterations."""
         save_torch(self.path, {"run_id": self.run_id, "fingerprint": self.key, "iteration": iteration,
-                               "rows": ctx.rows, "elapsed": self.elapsed + time.perf_counter() - started,
-                               "extra": self.extra,
-                               "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+                               "rows": loop.rows, "extra": self.extra, **state})
 
-    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, ctx: RunContext,
-             needed: Callable[[int], list[Path]] = lambda it: []) -> int | None:
-        """Restore a matching resume file into model, optimizer and curve; the iteration to go on from, or None."""
+    def load(self, loop: Loop, needed: Callable[[int], list[Path]] = lambda it: []) -> dict[str, Any] | None:
+        """A matching resume file's state (its curve rows restored into `loop`), or None to start over."""
         if not self.path.exists():
             return None
         try:
@@ -216,12 +255,10 @@ class Resume:
             why = f"missing {', '.join(missing)}" if missing else "it was written by a different config or run"
             log.warning("%s: not resuming from %s (%s); starting over", self.run_id, self.path, why)
             return None
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        ctx.rows, self.elapsed, self.extra = state["rows"], state["elapsed"], state.get("extra", {})
-        log.info("%s: resuming from iteration %d of %d (%s)", self.run_id, state["iteration"], ctx.schedule.total,
+        loop.rows, self.extra = state["rows"], state.get("extra", {})
+        log.info("%s: resuming from iteration %d of %d (%s)", self.run_id, state["iteration"], loop.schedule.total,
                  self.path)
-        return state["iteration"]
+        return state
 
 
 def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) -> torch.optim.SGD:
@@ -230,21 +267,21 @@ def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) 
                            weight_decay=train_cfg["weight_decay"], nesterov=train_cfg["nesterov"])
 
 
-def init_base(data: datamod.Prepared, seed: int, model_cfg: dict[str, Any], train_cfg: dict[str, Any],
-              device: torch.device) -> tuple[WideHeadResNet, torch.optim.SGD]:
-    """The network initialised from (seed, 'init') and base's optimizer over all its parameters."""
-    torch.manual_seed(derive_seed(seed, "init"))
-    model = build_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train).to(device)
-    return model, make_optimizer(list(model.parameters()), train_cfg)
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def setup(data_path: str | Path, augmented: bool, train_cfg: dict[str, Any], tau_fraction: float,
-          threads: int | None = None) -> tuple[datamod.Prepared, Schedule, list[int], torch.device]:
-    """Load the data onto the run's device and derive the iteration schedule shared by base and A(base)."""
+          condition: dict[str, Any] | None = None, threads: int | None = None
+          ) -> tuple[datamod.Prepared, Schedule, list[int], torch.device]:
+    """Load the run's data (with its condition's labels) onto its device and derive the schedule base and A(base)
+    share."""
     if threads:
-        torch.set_num_threads(threads)
+        limit_threads(threads)
     device = resolve_device(train_cfg["device"])
-    data = datamod.load(data_path).to(device)
+    data = datamod.with_condition(datamod.load(data_path), condition or {}).to(device)
     epochs, milestones = epochs_for(train_cfg, augmented)
     schedule = make_schedule(data.n_train, train_cfg["batch_size"], epochs, tau_fraction)
     return data, schedule, milestones, device
@@ -255,66 +292,9 @@ def tau_state_name(tau_fraction: float | None = None) -> str:
     return "tau_state.pt" if tau_fraction is None else f"tau_state_{tau_fraction:g}.pt"
 
 
-def _run_id(dataset: str, augmented: bool, seed: int, algorithm: str) -> str:
-    return f"{dataset}/{'aug' if augmented else 'noaug'}/seed{seed}/{algorithm}"
-
-
-def train_base(data_path: str | Path, out_dir: str | Path, seed: int, augmented: bool, model_cfg: dict[str, Any],
-               train_cfg: dict[str, Any], tau_fraction: float, threads: int | None = None,
-               ablation_fractions: tuple[float, ...] = (), certificate_method: str = "auto",
-               certificate_scratch: str | None = None) -> dict[str, Any]:
-    """Run `base` for T iterations; save the full state at tau (and at each ablation tau), the final model,
-    the curve and metrics. A(base) runs branch from these states, so phase 1 is trained once for all of them."""
-    start_time = time.perf_counter()
-    out_dir = Path(out_dir)
-    data, schedule, milestones, device = setup(data_path, augmented, train_cfg, tau_fraction, threads)
-    run_id = _run_id(data.name, augmented, seed, "base")
-    model, optimizer = init_base(data, seed, model_cfg, train_cfg, device)
-    ctx = RunContext(run_id, "base", seed, data, train_cfg, schedule, milestones,
-                     aug.spec_for(data.name) if augmented else None, device)
-    config = {"model": model_cfg, "train": train_cfg, "tau_fraction": tau_fraction}
-    meta = {"run_id": run_id, "dataset": data.name, "augment": augmented, "seed": seed,
-            "schedule": asdict(schedule), "config": config}
-
-    stops: dict[int, list[tuple[float, str]]] = {}
-    for frac, name in [(tau_fraction, tau_state_name())] + [(f, tau_state_name(f)) for f in ablation_fractions]:
-        tau = make_schedule(data.n_train, train_cfg["batch_size"], schedule.epochs, frac).tau
-        stops.setdefault(tau, []).append((frac, name))
-
-    def save_tau_state(it: int) -> None:
-        if it not in stops:
-            return
-        if it == schedule.tau and it % schedule.iters_per_epoch:  # mid-epoch: a curve row at tau (epoch ends have one)
-            ctx.log_row(model, it, 1, lr_at(it - 1, schedule, train_cfg, milestones))
-        for frac, name in stops[it]:
-            save_torch(out_dir / name, {
-                "format": TAU_STATE_FORMAT, **meta, "schedule": {**asdict(schedule), "tau": it},
-                "iteration": it, "tau_fraction": frac, "param_names": [n for n, _ in model.named_parameters()],
-                "model": model.state_dict(), "optimizer": optimizer.state_dict()})
-
-    resume = Resume(out_dir, run_id, {**meta, "stops": stops})
-    certify_init(model, data, out_dir, run_id, certificate_method, train_cfg["eval_batch_size"],
-                 certificate_scratch)
-    model.train()
-    start = resume.load(model, optimizer, ctx, lambda it: [out_dir / n for tau, s in stops.items() if tau < it
-                                                           for _, n in s])
-    if start is None:
-        start = 0
-        ctx.log_row(model, 0, 1, lr_at(0, schedule, train_cfg, milestones))
-    run_iterations(model, optimizer, ctx, start, schedule.total, phase=1, before=save_tau_state,
-                   epoch_end=lambda it: resume.save(model, optimizer, ctx, it, start_time))
-    return _finish(model, ctx, out_dir, {**meta, "algorithm": "base", "tau_fraction": tau_fraction,
-                                         "tau_ablation": False, "m_H": model.wide.out_features},
-                   start_time - resume.elapsed, resume)
-
-
-def certify_init(model: WideHeadResNet, data: datamod.Prepared, out_dir: Path, run_id: str,
-                 method: str = "auto", batch_size: int = 1024, scratch: str | None = None) -> dict[str, Any]:
-    """The expressivity certificate of the initial network (batch norm with its initial statistics)."""
-    certificate = certify_model(model, data.x_train, choose_method(data.n_train, method), batch_size, scratch)
-    certificate.update(run_id=run_id, stage="init", iteration=0)
-    write_json(out_dir / "certificate_init.json", certificate)
-    return certificate
+def run_id(dataset: str, condition: str, augmented: bool, seed: int, algorithm: str) -> str:
+    """The id of a run, also its folder below results/runs: '<data set>/<condition>/<aug|noaug>/seed<k>/<algorithm>'."""
+    return f"{dataset}/{condition}/{'aug' if augmented else 'noaug'}/seed{seed}/{algorithm}"
 
 
 def load_tau_state(path: str | Path) -> dict[str, Any]:
@@ -330,105 +310,6 @@ def load_tau_state(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != TAU_STATE_FORMAT:
         raise CheckpointError(f"{path} is not a globalmin tau-state ({TAU_STATE_FORMAT}); {fix}")
     return state
-
-
-@torch.no_grad()
-def perturb(model: WideHeadResNet, noise_on: str, scale: float, seed: int) -> list[str]:
-    """Add N(0, (scale * std(W))^2) noise to the chosen layers' weights and biases (W: that layer's weight).
-
-    Draws on the CPU from (seed, 'perturb') so the perturbation is reproducible on every device.
-    """
-    gen = generator(seed, "perturb")
-    params = dict(model.named_parameters())
-    targets = [n for role in NOISE_ON[noise_on] for n in parameter_groups(model)[role]]
-    for name in targets:
-        p = params[name]
-        ref = params.get(name.rsplit(".", 1)[0] + ".weight", p)
-        std = ref.float().std().item() if ref.numel() > 1 else ref.abs().item()
-        p.add_((torch.randn(p.shape, generator=gen, dtype=torch.float32) * (scale * std)).to(p.device, p.dtype))
-    return targets
-
-
-def _phase2_optimizer(model: WideHeadResNet, state: dict[str, Any], trains: str,
-                      train_cfg: dict[str, Any]) -> tuple[torch.optim.SGD, list[str]]:
-    """Freeze all but the phase-2 parameters; a fresh SGD on them that keeps base's momentum buffers."""
-    groups = parameter_groups(model)
-    names = [n for role in PHASE2_TRAINS[trains] for n in groups[role]]
-    order = [n for n, _ in model.named_parameters() if n in names]
-    params = dict(model.named_parameters())
-    for name, p in params.items():
-        p.requires_grad_(name in names)
-    optimizer = make_optimizer([params[n] for n in order], train_cfg)
-    old = state["optimizer"]["state"]
-    index = {n: i for i, n in enumerate(state["param_names"])}
-    carried = {i: old[index[n]] for i, n in enumerate(order) if index[n] in old}
-    sd = optimizer.state_dict()
-    sd["state"] = carried
-    optimizer.load_state_dict(sd)
-    return optimizer, order
-
-
-def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str | Path, recipe_cfg: dict[str, Any],
-                 threads: int | None = None) -> dict[str, Any]:
-    """A(base): from base's tau-state, BN to eval, perturb, certify, then `base` on the phase-2 parameters to T."""
-    start_time = time.perf_counter()
-    out_dir = Path(out_dir)
-    state = load_tau_state(tau_state_path)
-    model_cfg, train_cfg = state["config"]["model"], state["config"]["train"]
-    seed, augmented = state["seed"], state["augment"]
-    tau_fraction = state["tau_fraction"]
-    data, schedule, milestones, device = setup(data_path, augmented, train_cfg, tau_fraction, threads)
-    if asdict(schedule) != state["schedule"]:
-        raise CheckpointError(f"tau-state {tau_state_path} was made for schedule {state['schedule']}, "
-                              f"but this data and config give {asdict(schedule)}; rerun the base run")
-    ablation = tau_fraction != state["config"]["tau_fraction"]
-    run_id = _run_id(data.name, augmented, seed, f"recipe_tau{tau_fraction:g}" if ablation else "recipe")
-    model = build_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train).to(device)
-    model.load_state_dict(state["model"])
-    model.eval()  # batch norm statistics are fixed for all of phase 2
-    optimizer, trained = _phase2_optimizer(model, state, recipe_cfg["phase2_trains"], train_cfg)
-    ctx = RunContext(run_id, "recipe", seed, data, train_cfg, schedule, milestones,
-                     aug.spec_for(data.name) if augmented else None, device)
-    resume = Resume(out_dir, run_id, {"tau_state": {k: state[k] for k in ("run_id", "iteration", "config")},
-                                      "recipe": recipe_cfg})
-    start = resume.load(model, optimizer, ctx)
-    if start is not None and "certificate" not in resume.extra:  # written by an older version: start over
-        log.warning("%s: %s holds no certificate; starting phase 2 over", run_id, resume.path)
-        model.load_state_dict(state["model"])
-        optimizer, trained = _phase2_optimizer(model, state, recipe_cfg["phase2_trains"], train_cfg)
-        ctx.rows, resume.elapsed, start = [], 0.0, None
-    if start is None:
-        start = schedule.tau  # a fresh start: the transition at tau, then the first curve row
-        perturbed = perturb(model, recipe_cfg["noise_on"], recipe_cfg["noise_scale"], seed)
-        method = choose_method(data.n_train, recipe_cfg.get("certificate_method", "auto"))
-        resume.extra["certificate"] = {
-            **certify_model(model, data.x_train, method, train_cfg["eval_batch_size"],
-                            recipe_cfg.get("certificate_scratch")), "run_id": run_id, "stage": "tau",
-            "iteration": schedule.tau, "perturbed": perturbed, "noise_scale": recipe_cfg["noise_scale"]}
-        ctx.log_row(model, schedule.tau, 2, lr_at(schedule.tau, schedule, train_cfg, milestones))
-    certificate = resume.extra["certificate"]  # resumed runs reuse it: the perturbed model is in the resume file
-    write_json(out_dir / "certificate.json", certificate)
-    run_iterations(model, optimizer, ctx, start, schedule.total, phase=2,
-                   epoch_end=lambda it: resume.save(model, optimizer, ctx, it, start_time))
-    meta = {"run_id": run_id, "algorithm": "recipe", "tau_fraction": tau_fraction, "tau_ablation": ablation,
-            "dataset": data.name, "augment": augmented, "seed": seed,
-            "schedule": asdict(schedule), "m_H": model.wide.out_features, "phase2_parameters": trained,
-            "config": {**state["config"], "recipe": recipe_cfg}, "certificate": certificate}
-    return _finish(model, ctx, out_dir, meta, start_time - resume.elapsed, resume)
-
-
-def _finish(model: torch.nn.Module, ctx: RunContext, out_dir: Path, meta: dict[str, Any],
-            start_time: float, resume: Resume) -> dict[str, Any]:
-    """Write the final model, the curve CSV and the self-describing metrics JSON; drop the resume file."""
-    save_torch(out_dir / "model.pt", {"run_id": ctx.run_id, "config": meta["config"], "seed": ctx.seed,
-                                      "model": model.state_dict()})
-    write_text(out_dir / "curve.csv", rows_to_csv(ctx.rows))
-    metrics = {**meta, "n_train": ctx.data.n_train, "final": {k: ctx.rows[-1][k] for k in
-               ("train_objective", "train_error", "test_error")},
-               "environment": environment(ctx.device), "wall_seconds": time.perf_counter() - start_time}
-    write_json(out_dir / "metrics.json", metrics)
-    resume.path.unlink(missing_ok=True)
-    return metrics
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:

@@ -1,18 +1,4 @@
-# Data stage: raw files (downloaded or imported, verified, placed atomically), then one prepared tensor file
-# per data set (inputs uint8, split stored with the data).
-
-
-rule fetch_raw:
-    output:
-        directory("data/raw/{dataset}"),
-    params:
-        options=lambda w: as_json(config["data"][w.dataset]),
-    log:
-        "logs/fetch/{dataset}.log",
-    conda:
-        ENV
-    shell:
-        "globalmin fetch --dataset {wildcards.dataset} --options {params.options:q} --out {output} > {log} 2>&1"
+# Stage prepare_data (src/globalmin/data.py): one prepared tensor file per data set (inputs uint8, split stored).
 
 
 rule prepare_data:
@@ -20,9 +6,9 @@ rule prepare_data:
         # ancient: a fetched raw folder is immutable (verified, then renamed into place), so its time, which
         # DVC does not keep, must not trigger a rebuild
         raw=ancient(raw_input),
-        code=code("data.py", "sources.py"),
+        code=code("prepare"),
     output:
-        "data/prepared/{dataset}.pt",
+        prepared("{dataset}"),
     params:
         options=lambda w: as_json(config["data"].get(w.dataset, {})),
         raw=lambda w, input: f"--raw-dir {input.raw}" if input.raw else "",

@@ -1,0 +1,125 @@
+"""Stage `train_base`: the first-order algorithm `base` (SGD) on the whole network, saving its state at every tau.
+
+A(base) runs branch from these tau-states (`recipe.py`), so phase 1 is trained once for all of them. The run
+also certifies the expressivity condition of its initial network (batch norm with its initial statistics).
+Writes, in its run folder: model.pt, curve.csv, metrics.json, certificate_init.json, tau_state[_<f>].pt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from globalmin import augment as aug
+from globalmin.certificate import certify_model, choose_method
+from globalmin.models import init_model
+from globalmin.runinfo import environment, save_torch, write_json, write_text
+from globalmin.train import (TAU_STATE_FORMAT, Batches, Loop, Resume, evaluate_model, make_optimizer, make_schedule,
+                             rows_to_csv, run_id, set_lr, setup, tau_state_name)
+
+
+def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Train one base run: cfg has model, train, condition (name and settings), seed, augment, tau_fraction,
+    ablation (extra tau fractions) and certificate (method, scratch); inputs the prepared data; outputs the
+    run folder. Returns the metrics written."""
+    out_dir = Path(outputs["run_dir"])
+    condition = cfg.get("condition", {})
+    augmented, seed = bool(cfg["augment"]), int(cfg["seed"])
+    model_cfg, train_cfg = cfg["model"], cfg["train"]
+    data, schedule, milestones, device = setup(inputs["data"], augmented, train_cfg, cfg["tau_fraction"],
+                                               condition, cfg.get("threads"))
+    rid = run_id(data.name, condition.get("name", "standard"), augmented, seed, "base")
+    model = init_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train, seed, device)
+    optimizer = make_optimizer(list(model.parameters()), train_cfg)
+    spec = aug.spec_for(data.name) if augmented else None
+    batches = Batches(seed, data, train_cfg["batch_size"], schedule, spec)
+
+    def step(it: int, lr: float) -> torch.Tensor:
+        x, y = batches(it)
+        set_lr(optimizer, lr)
+        use_bf16 = train_cfg["bf16"] and device.type == "cuda"
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    loop = Loop(rid, "base", seed, schedule, train_cfg, milestones, step,
+                lambda: evaluate_model(model, data, train_cfg["eval_batch_size"]), train_cfg.get("eval_every", 1))
+    meta = {"run_id": rid, "dataset": data.name, "condition": condition, "augment": augmented, "seed": seed,
+            "schedule": asdict(schedule),
+            "config": {"model": model_cfg, "train": train_cfg, "tau_fraction": cfg["tau_fraction"]}}
+    stops = tau_stops(data.n_train, train_cfg["batch_size"], schedule.epochs, cfg["tau_fraction"],
+                      cfg.get("ablation", []))
+
+    def save_tau_states(it: int) -> None:
+        if it not in stops:
+            return
+        if not any(r["iteration"] == it for r in loop.rows):  # every tau gets a curve row (base's state there)
+            loop.log_row(it, 1, loop.lr(it - 1))
+            model.train()
+        for frac, name in stops[it]:
+            save_torch(out_dir / name, {
+                "format": TAU_STATE_FORMAT, **meta, "schedule": {**asdict(schedule), "tau": it},
+                "iteration": it, "tau_fraction": frac, "param_names": [n for n, _ in model.named_parameters()],
+                "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+    certificate = cfg.get("certificate", {})
+    certify_init(model, data, out_dir, rid, certificate.get("method", "auto"), train_cfg["eval_batch_size"],
+                 certificate.get("scratch"))
+    resume = Resume(out_dir, rid, {**meta, "stops": stops})
+    state = resume.load(loop, lambda it: [out_dir / n for tau, s in stops.items() if tau < it for _, n in s])
+    if state is None:
+        start = 0
+        loop.log_row(0, 1, loop.lr(0))
+    else:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["iteration"]
+    model.train()
+    loop.run(start, schedule.total, phase=1, before=save_tau_states,
+             epoch_end=lambda done: resume.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()},
+                                                loop, done))
+    meta.update(algorithm="base", tau_fraction=cfg["tau_fraction"], tau_ablation=False,
+                m_H=model.wide.out_features, n_train=data.n_train)
+    return finish(model, loop, out_dir, meta, device, resume)
+
+
+def tau_stops(n_train: int, batch_size: int, epochs: int, tau_fraction: float,
+              ablation: list[float]) -> dict[int, list[tuple[float, str]]]:
+    """Iteration -> [(tau fraction, tau-state file name)] for the main tau and every ablation tau."""
+    stops: dict[int, list[tuple[float, str]]] = {}
+    for frac, name in [(tau_fraction, tau_state_name())] + [(f, tau_state_name(f)) for f in ablation]:
+        stops.setdefault(make_schedule(n_train, batch_size, epochs, frac).tau, []).append((frac, name))
+    return stops
+
+
+def certify_init(model: torch.nn.Module, data: Any, out_dir: Path, rid: str, method: str = "auto",
+                 batch_size: int = 1024, scratch: str | None = None) -> dict[str, Any]:
+    """The expressivity certificate of the initial network (batch norm with its initial statistics)."""
+    certificate = certify_model(model, data.x_train, choose_method(data.n_train, method), batch_size, scratch)
+    certificate.update(run_id=rid, stage="init", iteration=0)
+    write_json(out_dir / "certificate_init.json", certificate)
+    return certificate
+
+
+def finish(model: torch.nn.Module, loop: Loop, out_dir: Path, meta: dict[str, Any], device: torch.device,
+           resume: Resume) -> dict[str, Any]:
+    """Write the final model, the curve CSV and the self-describing metrics JSON; drop the resume file.
+
+    No wall time in these files: the same run gives the same bytes (job times are in Snakemake's benchmark
+    files under logs/)."""
+    save_torch(out_dir / "model.pt", {"run_id": loop.run_id, "config": meta["config"], "seed": loop.seed,
+                                      "condition": meta.get("condition", {}), "model": model.state_dict()})
+    write_text(out_dir / "curve.csv", rows_to_csv(loop.rows))
+    metrics = {**meta, "final": {k: loop.rows[-1][k] for k in ("train_objective", "train_error", "test_error")},
+               "environment": environment(device)}
+    write_json(out_dir / "metrics.json", metrics)
+    resume.path.unlink(missing_ok=True)
+    return metrics
+

@@ -1,0 +1,38 @@
+"""Figure of the fully-connected theory check: how well-conditioned the wide layer's features are, against m_H / n."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import seaborn as sns
+
+from globalmin.figures.style import legend_below, panel_grid, read_inputs, save
+
+FLOOR = 1e-20  # below float64's resolution of sigma_min / sigma_max (about 1e-16 times n): drawn here
+
+
+def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> list[Path]:
+    """fc_theory.png (+ PDF) from inputs runs= (the study's runs.csv) into out_dir."""
+    runs = read_inputs(inputs["inputs"])["runs"]
+    frame = runs.assign(ratio=runs.m_H / runs.n, narrow=runs.narrow_width.map("narrow width {}".format),
+                        conditioning=np.maximum(runs.sigma_min / runs.sigma_max, FLOOR))
+    activations = list(dict.fromkeys(frame.activation))
+    fig, axes = panel_grid(len(activations), row_height=2.9, per_row=2)
+    tolerance = float((frame.tolerance / frame.sigma_max).median())
+    for ax, activation in zip(axes, activations):
+        sns.lineplot(data=frame[frame.activation == activation], x="ratio", y="conditioning", hue="inputs",
+                     style="narrow", estimator="median", errorbar=None, markers=True, ax=ax, palette="colorblind")
+        ax.set_yscale("log")
+        ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(tolerance, color="black", linewidth=0.9, label="float64 rank tolerance / σ_max")
+        outside = " (outside the theory)" if activation == "relu" else ""
+        ax.set(title=f"{activation}{outside}", xlabel="m_H / n (dotted: m_H = n)",
+               ylabel=f"σ_min / σ_max (median; 0 drawn at {FLOOR:g})")
+    legend_below(fig, axes[0], "inputs, narrow layers, tolerance", ncol=3)
+    for ax in axes[1:]:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
+    return save(fig, Path(outputs["out_dir"]) / "fc_theory.png")

@@ -1,0 +1,139 @@
+"""A(base): phase 2 on cached features, freezing, perturbation, the certificate at tau and the gap to the optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import RECIPE, TINY_MODEL, TINY_TRAIN, train_base, train_recipe
+from globalmin import optimum, recipe, train
+from globalmin.models import build_model
+from globalmin.runinfo import read_json
+
+
+@pytest.fixture(scope="module")
+def runs(digits_file, tmp_path_factory):
+    """A tiny base run without augmentation and the A(base) runs branched from its two tau-states."""
+    out = tmp_path_factory.mktemp("recipe")
+    base = train_base(digits_file, out / "base", 3, False, TINY_MODEL, TINY_TRAIN, 0.5, ablation=(0.25,))
+    main = train_recipe(digits_file, out / "base" / "tau_state.pt", out / "recipe")
+    early = train_recipe(digits_file, out / "base" / "tau_state_0.25.pt", out / "recipe_0.25")
+    return out, base, main, early
+
+
+def _perturbed(digits_file, state):
+    data, *_ = train.setup(digits_file, False, TINY_TRAIN, 0.5)
+    model = build_model(TINY_MODEL, 1, 10, data.n_train)
+    model.load_state_dict(state["model"])
+    model.eval()
+    recipe.perturb(model, "wide", RECIPE["noise_scale"], 3)
+    return model, data
+
+
+def test_phase2_changes_only_the_head_and_keeps_bn_statistics(runs, digits_file):
+    out, _, main, _ = runs
+    state = train.load_tau_state(out / "base" / "tau_state.pt")
+    final = torch.load(out / "recipe" / "model.pt", weights_only=True)["model"]
+    expected = _perturbed(digits_file, state)[0].state_dict()
+    for name, value in final.items():
+        if name.startswith("head."):
+            assert not torch.equal(value, state["model"][name]), name
+        else:  # body weights, batch-norm running statistics and counters, and the perturbed wide layer
+            assert torch.equal(value, expected[name]), name
+    assert main["phase2_parameters"] == ["head.weight", "head.bias"]
+    assert not torch.equal(expected["wide.weight"], state["model"]["wide.weight"])
+
+
+def test_cached_features_give_the_same_phase2_as_the_full_forward(runs, digits_file):
+    """The head trained on features computed once equals the head trained through the frozen network.
+
+    Not bit-identical on CPU: the cached features come from batches of eval_batch_size, a step's from its own
+    batch of 64, and oneDNN's convolution kernels sum in a batch-size-dependent order, so features differ in
+    the last float32 bits (measured below); over a short phase 2 the heads then agree to 1e-6 relative."""
+    out, *_ = runs
+    state = train.load_tau_state(out / "base" / "tau_state.pt")
+    heads = []
+    for cached in (True, False):
+        model, data = _perturbed(digits_file, state)
+        optimizer, _ = recipe.phase2_optimizer(model, state, "head", TINY_TRAIN)
+        schedule = train.make_schedule(data.n_train, 64, 2, 0.5)
+        batches = train.Batches(3, data, 64, schedule)
+        features = recipe.cached_features(model, data.x_train, 2048) if cached else None
+        step = recipe.phase2_step(model, optimizer, batches, head_only=not cached, train_features=features,
+                                  use_bf16=False)
+        for it in range(schedule.tau, schedule.total):
+            step(it, train.lr_at(it, schedule, TINY_TRAIN, [1]))
+        heads.append(torch.cat([model.head.weight.detach().flatten(), model.head.bias.detach()]))
+        if cached:
+            direct = model.features(data.x_train[:64])
+            assert torch.allclose(features[:64], direct, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(heads[0], heads[1], rtol=1e-6, atol=1e-7)
+
+
+def test_ablation_branches_from_the_same_base_run(runs):
+    out, base, main, early = runs
+    assert early["run_id"] == "digits/standard/noaug/seed3/recipe_tau0.25" and early["tau_ablation"]
+    assert early["schedule"]["tau"] < main["schedule"]["tau"] == base["schedule"]["tau"]
+    curve = pd.read_csv(out / "recipe_0.25" / "curve.csv")
+    assert curve.iteration.iloc[0] == early["schedule"]["tau"] and (curve.phase == 2).all()
+
+
+def test_perturbation_is_reproducible_from_the_seed(digits_file):
+    data, *_ = train.setup(digits_file, False, TINY_TRAIN, 0.5)
+    models = [build_model(TINY_MODEL, 1, 10, data.n_train) for _ in range(4)]
+    for m in models[1:]:
+        m.load_state_dict(models[0].state_dict())
+    before = models[0].wide.weight.detach().clone()
+    for model, seed in zip(models, (1, 1, 2)):
+        recipe.perturb(model, "wide", 1e-3, seed)
+    assert torch.equal(models[0].wide.weight, models[1].wide.weight)
+    assert not torch.equal(models[0].wide.weight, models[2].wide.weight)
+    delta = models[0].wide.weight - before
+    assert 0.5e-3 < (delta.std() / before.std()).item() < 2e-3  # noise std is epsilon * std(W)
+    assert recipe.perturb(models[3], "none", 1e-3, 1) == [] and torch.equal(models[3].wide.weight, before)
+
+
+def test_certificate_and_gap_to_the_optimum_are_recorded(runs):
+    out, _, main, _ = runs
+    cert = read_json(out / "recipe" / "certificate.json")
+    assert cert["stage"] == "tau" and cert["n"] == 1297 and cert["perturbed"] == ["wide.weight", "wide.bias"]
+    assert cert["rank_float32"] <= cert["rank"] and "seconds" not in cert
+    problem = main["phase2_problem"]
+    assert problem["computed"] and problem["optimum_converged"] and problem["optimum_error_bound"] <= 1e-8
+    curve = pd.read_csv(out / "recipe" / "curve.csv")
+    assert (curve.gap >= -1e-9).all()  # L* is the minimum: no head is below it (up to the solver's bound)
+    assert curve.gap.iloc[0] == pytest.approx(problem["gap_at_tau"]) and curve.gap.iloc[-1] == problem["gap_final"]
+    assert problem["unregularised"]["kind"] == "zero"  # rank n: any labels can be fit, the infimum 0 is reached
+    assert np.isclose(curve.objective64 - curve.gap, problem["optimum_objective"]).all()
+
+
+def test_augmented_runs_cache_only_evaluation_features(digits_file, tmp_path):
+    train_base(digits_file, tmp_path / "base", 1, True, TINY_MODEL, TINY_TRAIN, 0.5)
+    metrics = train_recipe(digits_file, tmp_path / "base" / "tau_state.pt", tmp_path / "recipe")
+    assert metrics["phase2_problem"] == {"computed": False,
+                                         "why": "augmented: phase 2 minimises the augmented loss, not this problem"}
+    assert np.isfinite(metrics["final"]["train_objective"])
+
+
+def test_a_rank_deficient_control_fails_its_certificate(digits_file, tmp_path):
+    narrow = {**TINY_MODEL, "wide_width": 16, "require_expressivity": False}
+    train_base(digits_file, tmp_path / "base", 0, False, narrow, TINY_TRAIN, 0.5,
+               condition={"name": "narrow_width", "labels": "random", "label_seed": 0})
+    metrics = train_recipe(digits_file, tmp_path / "base" / "tau_state.pt", tmp_path / "recipe")
+    assert metrics["m_H"] == 16 and not metrics["certificate"]["full_rank"]
+    assert metrics["phase2_problem"]["unregularised"]["kind"] in ("positive", "undecided")
+    assert metrics["phase2_problem"]["unregularised"]["train_error"] > 50  # 17 features cannot fit random labels
+
+
+def test_same_tau_state_gives_the_same_bytes(runs, digits_file, tmp_path):
+    out, *_ = runs
+    train_recipe(digits_file, out / "base" / "tau_state.pt", tmp_path / "again")
+    for name in ("model.pt", "curve.csv", "metrics.json", "certificate.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (out / "recipe" / name).read_bytes(), name
+
+
+def test_head_matrix_layout():
+    w = optimum.head_matrix(np.ones((3, 2)), np.arange(3))
+    assert w.shape == (3, 3) and (w[:, -1] == np.arange(3)).all()

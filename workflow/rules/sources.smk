@@ -1,0 +1,16 @@
+# Stage fetch_raw (src/globalmin/sources.py): raw files downloaded or imported, verified, placed atomically.
+# No code inputs on purpose: a verified raw folder is immutable, and editing the fetch code must not download
+# the data sets again.
+
+
+rule fetch_raw:
+    output:
+        directory("data/raw/{dataset}"),
+    params:
+        options=lambda w: as_json(config["data"].get(w.dataset, {})),
+    log:
+        "logs/fetch/{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "globalmin fetch --dataset {wildcards.dataset} --options {params.options:q} --out {output} > {log} 2>&1"
