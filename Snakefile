@@ -50,8 +50,10 @@ include: "workflow/rules/local_minima.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/notebook.smk"
 
 
 rule all:
     input:
         rules.report.output.html,
+        rules.notebook.output,

@@ -44,7 +44,7 @@ def test_defaults_fill_missing_sections():
     validate(config, SCHEMA)
     assert config["recipe"]["tau_fraction"] == 0.9 and config["train"]["batch_size"] == 64
     assert config["model"]["wide_width"] is None and config["conditions"]["standard"]["labels"] == "dataset"
-    assert config["claims"]["equivalence_margin_pp"] == 0.5 and config["recipe"]["optimum"]["error_bound"] == 1e-8
+    assert config["claims"]["equivalence_margin_pp"] == 0.5 and config["recipe"]["optimum"]["error_bound"] == 1e-7
 
 
 @pytest.mark.parametrize("path, value, message", [

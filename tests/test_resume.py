@@ -47,6 +47,29 @@ def test_sigkill_mid_run_resumes_to_identical_results(digits_file, tmp_path):
     assert not (out / train.RESUME_FILE).exists()
 
 
+def test_a_base_run_interrupted_after_tau_restores_its_tau_state_and_resumes(digits_file, tmp_path, monkeypatch,
+                                                                             caplog):
+    caplog.set_level("INFO")
+    cfg = {**TINY_TRAIN, "epochs": {"plain": 4, "augmented": 4}}
+    clean = train_base(digits_file, tmp_path / "clean", 5, False, TINY_MODEL, cfg, 0.25)
+    stop_at = clean["schedule"]["tau"] + clean["schedule"]["iters_per_epoch"] + 3  # an epoch past tau
+    real_run = train.Loop.run
+
+    def interrupted(self, start, stop, phase, before=None, epoch_end=None):
+        real_run(self, start, min(stop, stop_at), phase, before, epoch_end)
+        raise KeyboardInterrupt("pre-empted")
+
+    monkeypatch.setattr(train.Loop, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_base(digits_file, tmp_path / "resumed", 5, False, TINY_MODEL, cfg, 0.25)
+    monkeypatch.setattr(train.Loop, "run", real_run)
+    # Snakemake deletes a failed job's declared outputs: the tau-state written before the interruption goes too
+    (tmp_path / "resumed" / "tau_state.pt").unlink()
+    train_base(digits_file, tmp_path / "resumed", 5, False, TINY_MODEL, cfg, 0.25)
+    assert "resuming from iteration" in caplog.text and "starting over" not in caplog.text
+    _same_run(tmp_path / "clean", tmp_path / "resumed")
+
+
 def test_interrupted_recipe_resumes_to_identical_results(digits_file, tmp_path, monkeypatch):
     cfg = {**TINY_TRAIN, "epochs": {"plain": 6, "augmented": 6}}
     train_base(digits_file, tmp_path / "base", 2, False, TINY_MODEL, cfg, 0.3)

@@ -42,6 +42,11 @@ def test_dag_builds_the_report(workdir):
     assert "Local minima against depth and width" in html and "NaN" not in html
     summary = (workdir / "report" / "summary.md").read_text()
     assert "## Claims" in summary and "torch 2." in summary
+    notebook = json.loads((workdir / "report" / "explore.ipynb").read_text())
+    outputs = [o for c in notebook["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # redrawn and new figures, executed
+    assert 'href="explore.ipynb"' in html
     # files a team can share: group and others can read what the pipeline wrote (umask 022 here)
     for path in ("report/index.html", "report/figures/gap.png", "results/claims.json", "data/prepared/digits.pt",
                  "results/runs/digits/standard/aug/seed0/base/model.pt"):
@@ -86,7 +91,8 @@ def test_editing_a_function_reruns_exactly_the_jobs_whose_commands_import_it(wor
                                                                                                   "datasets"))}
     assert all(j["command"] in importing for j in direct)
     assert {j["rule"] for j in jobs} - {j["rule"] for j in direct} <= {
-        "figure_recipe", "figure_fc_theory", "figure_ntk", "figure_beyond_ntk", "figure_local_minima", "report"}
+        "figure_recipe", "figure_fc_theory", "figure_ntk", "figure_beyond_ntk", "figure_local_minima", "report",
+        "notebook"}
 
 
 def test_editing_plot_code_reruns_only_its_figure_and_the_report(workdir, tmp_path):
@@ -104,10 +110,11 @@ def test_a_rerun_job_writes_the_same_bytes(workdir, tmp_path):
     files = [f"{run}/{d}/{f}" for d in ("recipe", "recipe_0.5") for f in ("metrics.json", "curve.csv", "model.pt",
                                                                           "certificate.json")]
     files += ["report/index.html", "report/summary.md", "report/figures/gap.png", "report/figures/gap.pdf",
+              "report/figures/sigma_min.png", "report/figures/sigma_min.pdf", "report/explore.ipynb",
               "results/tables/runs.csv", "results/claims.json", "results/metrics.json"]
     before = {f: (work / f).read_bytes() for f in files}
     done = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "-f", f"{run}/recipe/metrics.json",
-                     "report/index.html")
+                     "report/index.html", "report/explore.ipynb")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "train_recipe" in done.stdout + done.stderr
     for name, content in before.items():

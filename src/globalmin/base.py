@@ -7,6 +7,7 @@ Writes, in its run folder: model.pt, curve.csv, metrics.json, certificate_init.j
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ import torch.nn.functional as F
 from globalmin import augment as aug
 from globalmin.certificate import certify_model, choose_method
 from globalmin.models import init_model
-from globalmin.runinfo import environment, save_torch, write_json, write_text
+from globalmin.runinfo import environment, save_torch, torch_bytes, write_bytes, write_json, write_text
 from globalmin.train import (TAU_STATE_FORMAT, Batches, Loop, Resume, evaluate_model, make_optimizer, make_schedule,
                              rows_to_csv, run_id, set_lr, setup, tau_state_name)
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
@@ -64,16 +67,20 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
             loop.log_row(it, 1, loop.lr(it - 1))
             model.train()
         for frac, name in stops[it]:
-            save_torch(out_dir / name, {
+            tau_state = torch_bytes({
                 "format": TAU_STATE_FORMAT, **meta, "schedule": {**asdict(schedule), "tau": it},
                 "iteration": it, "tau_fraction": frac, "param_names": [n for n, _ in model.named_parameters()],
                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+            write_bytes(out_dir / name, tau_state)
+            # kept in the resume file too: Snakemake deletes a failed or preempted job's declared outputs, the
+            # tau-states among them, and a resumed run must not have to start over to write them again
+            resume.extra.setdefault("tau_states", {})[name] = tau_state
 
     certificate = cfg.get("certificate", {})
     certify_init(model, data, out_dir, rid, certificate.get("method", "auto"), train_cfg["eval_batch_size"],
                  certificate.get("scratch"))
     resume = Resume(out_dir, rid, {**meta, "stops": stops})
-    state = resume.load(loop, lambda it: [out_dir / n for tau, s in stops.items() if tau < it for _, n in s])
+    state = restore_tau_states(resume.load(loop), resume, stops, out_dir)
     if state is None:
         start = 0
         loop.log_row(0, 1, loop.lr(0))
@@ -88,6 +95,24 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     meta.update(algorithm="base", tau_fraction=cfg["tau_fraction"], tau_ablation=False,
                 m_H=model.wide.out_features, n_train=data.n_train)
     return finish(model, loop, out_dir, meta, device, resume)
+
+
+def restore_tau_states(state: dict[str, Any] | None, resume: Resume, stops: dict[int, list[tuple[float, str]]],
+                       out_dir: Path) -> dict[str, Any] | None:
+    """Write back the tau-states a resumed run passed (from its resume file) where they are missing; None (start
+    over) if one cannot be restored."""
+    if state is None:
+        return None
+    kept = resume.extra.get("tau_states", {})
+    for tau, entries in stops.items():
+        for _, name in entries:
+            if tau < state["iteration"] and not (out_dir / name).exists():
+                if name not in kept:
+                    log.warning("%s: %s is missing and not in %s; starting over", resume.run_id, name, resume.path)
+                    resume.extra = {}
+                    return None
+                write_bytes(out_dir / name, kept[name])
+    return state
 
 
 def tau_stops(n_train: int, batch_size: int, epochs: int, tau_fraction: float,

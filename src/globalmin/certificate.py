@@ -4,17 +4,19 @@ Two methods, both in float64, with NumPy's `matrix_rank` tolerance sigma_max * m
 - 'svd': every singular value of the whole matrix (scipy); exact, O(n^2 m) time, for small n.
 - 'qr': Householder QR of Phi^T = QR, so that R (n x n, triangular) has the singular values of Phi. Backward
   stable: R is exact for a matrix within about n * eps * sigma_max of Phi, the order of the tolerance itself
-  (a Gram matrix Phi Phi^T would square the condition number instead). From R: sigma_max by power iteration,
-  sigma_min estimated by inverse iteration (two triangular solves per step; approaches from above), and the
+  (a Gram matrix Phi Phi^T would square the condition number instead). From R: sigma_max by Lanczos (scipy's
+  eigsh on R^T R, which converges where power iteration stalls), sigma_min estimated by inverse iteration (two triangular solves per step; approaches from above), and the
   rigorous lower bound sigma_min >= 1 / ||R^-1||_F, which decides the certificate.
 
 The QR is blocked and in place (`factor_in_place`): panels of `block` rows of Phi are factorised with
 LAPACK/cuSOLVER's geqrf, their reflectors applied to the rest in chunks of rows with ormqr, and R^T overwrites
 Phi's first n columns. Beyond Phi itself it needs O((block + chunk) * m) memory, so at the paper's largest
-size (SVHN, n = m_H = 73,257: Phi is 42.9 GB in float64) it fits one 80 GB GPU, where torch.linalg.qr (which
-holds Phi^T, a working copy and R) needs about 129 GB. The same code runs on an on-disk `numpy.memmap`
-(`scratch_matrix`): the chunked, out-of-core CPU path for n beyond the host's memory. The triangular solves
-are blocked by hand too, because torch.linalg.solve_triangular copies a strided n x n factor (measured).
+size (SVHN, n = m_H = 73,257: Phi is 42.9 GB in float64) it fits one 80 GB GPU, where torch.linalg.qr needs a
+second copy of Phi (85.8 GB; its copy measured in benchmarks/results/certificate-memory-cpu-2core.json). The
+same code runs on an on-disk `numpy.memmap` (`scratch_matrix`): the chunked, out-of-core CPU path for n beyond
+the host's memory. The triangular solves are blocked by hand too, because torch.linalg.solve_triangular copies a
+strided n x n factor (measured). Hand-written blocking is kept because no library QR works in place on a GPU
+tensor or on a memmap in chunks; on CPU in memory, scipy's geqrf with overwrite_a would also avoid the copy.
 """
 
 from __future__ import annotations
@@ -142,6 +144,27 @@ def scratch_matrix(n: int, m: int, folder: str | Path) -> torch.Tensor:
 
 
 @torch.no_grad()
+def largest_singular_value(lower: torch.Tensor, tol: float = 1e-12) -> float:
+    """sigma_max of the triangular factor (= sigma_max of Phi) by Lanczos (scipy's eigsh on L L^T as an operator).
+
+    Power iteration converges at the rate sigma_2 / sigma_1, which for trained features is close to 1: it used to
+    stop at its iteration cap with sigma_max off by 1e-3 relative (and from below, which would lower the rank
+    tolerance). Lanczos converges in tens of products on the same operator."""
+    import scipy.sparse.linalg as sla
+
+    n = len(lower)
+
+    def product(x):
+        v = torch.as_tensor(x, dtype=lower.dtype).to(lower.device).reshape(n, -1)
+        return (lower @ (lower.mT @ v)).cpu().numpy()
+
+    operator = sla.LinearOperator((n, n), matvec=product, matmat=product, dtype=np.float64)
+    start = np.random.default_rng(0).standard_normal(n)
+    value = sla.eigsh(operator, k=1, which="LA", tol=tol, v0=start, return_eigenvectors=False)[0]
+    return float(np.sqrt(max(value, 0.0)))
+
+
+@torch.no_grad()
 def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-12, overwrite: bool = False,
                block: int = BLOCK, chunk_bytes: int = CHUNK_BYTES) -> dict[str, Any]:
     """sigma_min and sigma_max of `features` from the R factor of its transpose's QR (see module docstring).
@@ -181,7 +204,7 @@ def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-1
             value = new
         return value, iterations
 
-    sigma_max, _ = power(lambda x: lower @ (lower.mT @ x))  # R^T R = L L^T
+    sigma_max = largest_singular_value(lower)
     tolerance = sigma_max * max(n, m) * eps
     singular = bool((torch.diagonal(lower) == 0).any())
     inv_norm, steps = (float("inf"), 0) if singular else power(

@@ -145,6 +145,13 @@ COMMANDS: dict[str, Command] = {
     "claims": Command("globalmin.claims", "Merge the claims fragments into one ledger (claims, instrument checks).", [
         Option("--fragments", INPUT, "claims.json fragments of every stage", {"required": True, "nargs": "+"}),
         Option("--out", OUTPUT, "the merged ledger (results/claims.json)", REQ)]),
+    "notebook": Command("globalmin.notebook", "Execute the exploration notebook with this run's outputs and save it "
+                        "with its outputs.", [
+        Option("--tables", INPUT, "tables folder (results/tables)", REQ),
+        Option("--claims", INPUT, "the merged claims ledger", REQ),
+        Option("--runs-dir", INPUT, "the run folders' root (results/runs)", REQ),
+        Option("--data-dir", INPUT, "the prepared data folder (data/prepared)", REQ),
+        Option("--out", OUTPUT, "the executed notebook (report/explore.ipynb)", REQ, key="notebook")]),
     "report": Command("globalmin.report", "Render the HTML report and the results summary.", [
         Option("--tables", INPUT, "tables folder (results/tables)", REQ),
         Option("--claims", INPUT, "the merged claims ledger", REQ),

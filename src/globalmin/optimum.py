@@ -147,7 +147,3 @@ def infimum_unregularised(problem: Problem, w0: np.ndarray, max_iterations: int 
     return {"infimum": 0.0 if kind == "zero" else value if kind == "positive" else None, "kind": kind,
             "loss": value, "grad_norm": seen["grad"], "train_error": problem.error(w), "iterations": iterations}
 
-
-def head_matrix(weight: Any, bias: Any) -> np.ndarray:
-    """[W_out, b] as one float64 k x (m+1) array, from the head's weight and bias tensors or arrays."""
-    return np.hstack([np.asarray(weight, dtype=np.float64), np.asarray(bias, dtype=np.float64)[:, None]])

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from globalmin import augment as aug
 from globalmin import optimum
 from globalmin.base import finish
-from globalmin.certificate import certify_model, choose_method, feature_matrix
+from globalmin.certificate import certify, certify_model, choose_method, feature_matrix
 from globalmin.models import WideHeadResNet, build_model, parameter_groups
 from globalmin.runinfo import generator, write_json
 from globalmin.train import (Batches, CheckpointError, Loop, Resume, evaluate_model, load_tau_state, make_optimizer,
@@ -135,7 +135,7 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
                               f"but this data and config give {asdict(schedule)}; rerun the base run")
     ablation = tau_fraction != state["config"]["tau_fraction"]
     rid = run_id(data.name, condition.get("name", "standard"), augmented, seed,
-                 f"recipe_tau{tau_fraction:g}" if ablation else "recipe")
+                 f"recipe_{tau_fraction:g}" if ablation else "recipe")
     model = build_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train).to(device)
     model.load_state_dict(state["model"])
     model.eval()  # batch norm statistics are fixed for all of phase 2
@@ -147,10 +147,12 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     loop = Loop(rid, "recipe", seed, schedule, train_cfg, milestones, lambda it, lr: torch.zeros(()), lambda: {})
     saved = resume.load(loop)
     fresh = saved is None or "certificate" not in resume.extra  # an older resume file without one: start over
+    phi = None  # the perturbed network's float64 features, when computed for the certificate
     if fresh:
         loop.rows, resume.extra = [], {}
         perturbed = perturb(model, recipe_cfg["noise_on"], recipe_cfg["noise_scale"], seed)
-        resume.extra.update(certificate={**certificate_at_tau(model, data.x_train, recipe_cfg, batch),
+        phi = features64(model, data.x_train, recipe_cfg, batch)
+        resume.extra.update(certificate={**certificate_at_tau(model, data.x_train, recipe_cfg, batch, phi),
                                          "run_id": rid, "stage": "tau", "iteration": schedule.tau,
                                          "perturbed": perturbed, "noise_scale": recipe_cfg["noise_scale"]},
                             heads=[])
@@ -167,15 +169,20 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     loop.step = phase2_step(model, optimizer, Batches(seed, data, train_cfg["batch_size"], schedule, spec), cached,
                             train_features, use_bf16)
     loop.evaluate = phase2_evaluator(model, data, train_features, test_features, batch)
-    heads: list[list[list[float]]] = resume.extra["heads"]
+    # the head at tau and at every epoch end (for the gap curve), as tensors: the resume file pickles them each
+    # epoch, and nested Python lists of floats made that cost two thirds of an augmented run (measured)
+    heads: list[torch.Tensor] = resume.extra["heads"]
+
+    def head_now() -> torch.Tensor:
+        return torch.cat([model.head.weight.detach(), model.head.bias.detach()[:, None]], 1).double().cpu()
 
     def epoch_end(done: int) -> None:
-        heads.append(optimum.head_matrix(model.head.weight.detach().cpu(), model.head.bias.detach().cpu()).tolist())
+        heads.append(head_now())
         resume.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, loop, done)
 
     if fresh:  # the first curve row: the perturbed network at tau
         loop.log_row(schedule.tau, 2, loop.lr(schedule.tau))
-        heads.append(optimum.head_matrix(model.head.weight.detach().cpu(), model.head.bias.detach().cpu()).tolist())
+        heads.append(head_now())
     certificate = resume.extra["certificate"]
     write_json(out_dir / "certificate.json", certificate)
     loop.run(start, schedule.total, phase=2, epoch_end=epoch_end)
@@ -185,7 +192,7 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
             "phase2_parameters": trained, "config": {**state["config"], "recipe": recipe_cfg},
             "certificate": certificate,
             "phase2_problem": distance_to_optimum(model, data, loop.rows, heads, recipe_cfg, train_cfg,
-                                                  augmented, batch)}
+                                                  augmented, batch, phi)}
     return finish(model, loop, out_dir, meta, device, resume)
 
 
@@ -206,16 +213,26 @@ def phase2_evaluator(model: WideHeadResNet, data: Any, train_features: torch.Ten
     return evaluate
 
 
-def certificate_at_tau(model: WideHeadResNet, x: torch.Tensor, recipe_cfg: dict[str, Any],
-                       batch: int) -> dict[str, Any]:
+def features64(model: WideHeadResNet, x: torch.Tensor, recipe_cfg: dict[str, Any], batch: int) -> np.ndarray | None:
+    """The perturbed network's float64 features, kept for the certificate and the optimum when the exact SVD
+    certifies (small n); None when the QR certificate factorises them in place (large n)."""
+    if choose_method(len(x), recipe_cfg.get("certificate_method", "auto")) != "svd":
+        return None
+    return feature_matrix(model, x, batch).cpu().numpy()
+
+
+def certificate_at_tau(model: WideHeadResNet, x: torch.Tensor, recipe_cfg: dict[str, Any], batch: int,
+                       phi: np.ndarray | None = None) -> dict[str, Any]:
     """The expressivity certificate of the perturbed network's features on the n training inputs."""
+    if phi is not None:
+        return certify(phi, "svd")
     method = choose_method(len(x), recipe_cfg.get("certificate_method", "auto"))
     return certify_model(model, x, method, batch, recipe_cfg.get("certificate_scratch"))
 
 
-def distance_to_optimum(model: WideHeadResNet, data: Any, rows: list[dict[str, Any]], heads: list[Any],
+def distance_to_optimum(model: WideHeadResNet, data: Any, rows: list[dict[str, Any]], heads: list[torch.Tensor],
                         recipe_cfg: dict[str, Any], train_cfg: dict[str, Any], augmented: bool,
-                        batch: int) -> dict[str, Any]:
+                        batch: int, phi: np.ndarray | None = None) -> dict[str, Any]:
     """Phase 2's convex problem on the float64 features: L*, each curve row's gap L(W_t) - L* (added to the
     rows), and the unregularised infimum. Only for head-only phase 2 without augmentation and n <= max_n."""
     settings = recipe_cfg.get("optimum", {})
@@ -224,14 +241,15 @@ def distance_to_optimum(model: WideHeadResNet, data: Any, rows: list[dict[str, A
            f"n = {data.n_train} > recipe.optimum.max_n" if data.n_train > settings.get("max_n", 4096) else None)
     if why is not None:
         return {"computed": False, "why": why}
-    phi = feature_matrix(model, data.x_train, batch).cpu().numpy()
+    if phi is None:  # a resumed run, or a QR-certified one: the frozen features are computed again
+        phi = feature_matrix(model, data.x_train, batch).cpu().numpy()
     problem = optimum.Problem(phi, data.y_train.cpu().numpy(), data.classes, train_cfg["weight_decay"])
-    final, start = np.asarray(heads[-1]), np.asarray(heads[0])
-    best = optimum.solve(problem, final, settings.get("max_iterations", 5000), settings.get("error_bound", 1e-8))
+    final, start = heads[-1].numpy(), heads[0].numpy()
+    best = optimum.solve(problem, final, settings.get("max_iterations", 5000), settings.get("error_bound", 1e-7))
     infimum = optimum.infimum_unregularised(problem, final, settings.get("max_iterations", 5000),
                                             grad_tol=settings.get("grad_tol", 1e-6))
     for row, head in zip(rows, heads):  # one head per curve row: at tau, then at every epoch end
-        w = np.asarray(head)
+        w = head.numpy()
         row.update(objective64=problem.objective(w), gap=problem.objective(w) - best["objective"],
                    loss64=problem.loss(w))
     phi_test = feature_matrix(model, data.x_test, batch).cpu().numpy()

@@ -71,8 +71,8 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def save_torch(path: str | Path, obj: Any) -> Path:
-    """Save a torch object atomically and byte-stably.
+def torch_bytes(obj: Any) -> bytes:
+    """What torch.save writes for `obj`, byte-stably.
 
     torch.save names the archive inside the file after the file it writes to, so saving straight to the
     (randomly named) temporary file would give identical content different bytes; a buffer is named 'archive'.
@@ -81,7 +81,17 @@ def save_torch(path: str | Path, obj: Any) -> Path:
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return atomic_write(path, lambda p: p.write_bytes(buffer.getvalue()))
+    return buffer.getvalue()
+
+
+def save_torch(path: str | Path, obj: Any) -> Path:
+    """Save a torch object atomically and byte-stably."""
+    return write_bytes(path, torch_bytes(obj))
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write a binary file atomically."""
+    return atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def _jsonable(obj: Any) -> Any:

@@ -241,7 +241,7 @@ class Resume:
         save_torch(self.path, {"run_id": self.run_id, "fingerprint": self.key, "iteration": iteration,
                                "rows": loop.rows, "extra": self.extra, **state})
 
-    def load(self, loop: Loop, needed: Callable[[int], list[Path]] = lambda it: []) -> dict[str, Any] | None:
+    def load(self, loop: Loop) -> dict[str, Any] | None:
         """A matching resume file's state (its curve rows restored into `loop`), or None to start over."""
         if not self.path.exists():
             return None
@@ -250,10 +250,9 @@ class Resume:
         except Exception as err:  # a file cut short is never trusted: start over
             log.warning("%s: ignoring unreadable %s (%s); starting over", self.run_id, self.path, err)
             return None
-        missing = [str(p) for p in needed(state.get("iteration", 0)) if not p.exists()]
-        if state.get("fingerprint") != self.key or missing:
-            why = f"missing {', '.join(missing)}" if missing else "it was written by a different config or run"
-            log.warning("%s: not resuming from %s (%s); starting over", self.run_id, self.path, why)
+        if state.get("fingerprint") != self.key:
+            log.warning("%s: not resuming from %s (it was written by a different config or run); starting over",
+                        self.run_id, self.path)
             return None
         loop.rows, self.extra = state["rows"], state.get("extra", {})
         log.info("%s: resuming from iteration %d of %d (%s)", self.run_id, state["iteration"], loop.schedule.total,

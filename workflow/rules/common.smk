@@ -8,7 +8,8 @@ from globalmin.datasets import FACTS
 from globalmin.deps import command_sources
 
 REPO = Path(workflow.basedir)
-RUN = "results/runs/{dataset}/{condition}/{aug}/seed{seed}"  # one run's folder prefix (base, recipe, recipe_<f>)
+RUNS = "results/runs"
+RUN = f"{RUNS}/{{dataset}}/{{condition}}/{{aug}}/seed{{seed}}"  # one run's folder (base, recipe, recipe_<f> in it)
 RUN_FILES = ["metrics.json", "curve.csv", "model.pt"]
 STUDIES = "results/studies"
 FIGURES = "report/figures"

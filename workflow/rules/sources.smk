@@ -3,6 +3,11 @@
 # the data sets again.
 
 
+# Downloads run where Snakemake runs, never as a cluster job: compute nodes often have no network.
+localrules:
+    fetch_raw,
+
+
 rule fetch_raw:
     output:
         directory("data/raw/{dataset}"),

@@ -1,0 +1,75 @@
+"""Wall time of a DAG through profiles/slurm against the same DAG run locally, each on a clean copy.
+
+Run it under the local cluster:  deploy/slurm/start-local.sh python benchmarks/slurm_time.py
+The SLURM run uses the project's profile and the local cluster's site profile (deploy/slurm/profile), as
+tests/test_slurm.py does; the local run uses profiles/default with --cores N. Writes
+benchmarks/results/slurm-vs-local-<config>-<machine>.json. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    """Run `cmd` on a clean copy of the workflow: its wall seconds and output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        shutil.copy(REPO / "Snakefile", work)
+        for folder in ("workflow", "config", "profiles", "src"):
+            shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return wall, done.stdout + done.stderr
+
+
+def main() -> None:
+    """Time both runs and write the record."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", default="config/test.yaml")
+    parser.add_argument("--cores", default="2")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    if not os.environ.get("GLOBALMIN_SLURM_PARTITION"):
+        raise SystemExit("no local SLURM: run this under deploy/slurm/start-local.sh")
+    load_before = os.getloadavg()[0]  # other work on the machine slows both runs
+    site = REPO / "deploy" / "slurm" / "profile"
+    slurm_cmd = ["snakemake", "--profile", "profiles/slurm", "--profile", str(site), "--configfile", args.configfile]
+    local_cmd = ["snakemake", "--cores", args.cores, "--configfile", args.configfile]
+    slurm_wall, slurm_out = timed(slurm_cmd)
+    local_wall, _ = timed(local_cmd)
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %c %m %G"], capture_output=True, text=True).stdout.split()
+    record = {
+        "what": f"test of profiles/slurm: the DAG of {args.configfile} through SLURM against a local run, clean copies",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_average_before": round(load_before, 2),
+                    "note": "a shared machine; one SLURM node of this machine's size"},
+        "slurm": {"command": " ".join(slurm_cmd).replace(str(REPO) + "/", ""), "wall_seconds": round(slurm_wall, 1),
+                  "slurm_jobs": len(re.findall(r"has been submitted with SLURM jobid", slurm_out)),
+                  "node": dict(zip(("name", "cpus", "memory_mb", "gres"), node))},
+        "local": {"command": " ".join(local_cmd), "wall_seconds": round(local_wall, 1)},
+        "ratio": round(slurm_wall / local_wall, 2),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    name = Path(args.configfile).stem
+    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"slurm-vs-local-{name}-{platform.node()}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
