@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
+from workspace import REPO, copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def log_to_rule(work: Path, configfile: str | None) -> dict[str, str]:
@@ -88,9 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        shutil.copy(REPO / "Snakefile", work)
-        for folder in ("workflow", "config", "profiles", "src"):
-            shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        copy_workflow(work)
         logs = log_to_rule(work, args.configfile)
         cmd = ["snakemake", "--cores", args.cores] + (["--configfile", args.configfile] if args.configfile else [])
         start = time.perf_counter()

@@ -15,15 +15,13 @@ import json
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PARTS = ("workflow", "config", "profiles", "src", "docs")
+from workspace import REPO, copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def job_seconds(work: Path) -> dict[str, dict[str, float]]:
@@ -50,9 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        shutil.copy(REPO / "Snakefile", work)
-        for folder in PARTS:
-            shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        copy_workflow(work)
         cmd = ["snakemake", "--cores", args.cores] + (["--configfile", args.configfile] if args.configfile else [])
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()

@@ -13,22 +13,19 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from workspace import REPO, copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
     """Run `cmd` on a clean copy of the workflow: its wall seconds and output."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        shutil.copy(REPO / "Snakefile", work)
-        for folder in ("workflow", "config", "profiles", "src"):
-            shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        copy_workflow(work)
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
         wall = time.perf_counter() - start

@@ -63,5 +63,5 @@ def test_dvc_repro_push_clone_pull_leaves_nothing_to_do(tmp_path):
     _run(["git", "clone", "-q", str(first), str(second)], tmp_path)
     _run(["dvc", "pull"], second)
     assert (second / "report/index.html").read_text() == (first / "report/index.html").read_text()
-    assert (second / "results/runs/digits/aug/seed1/base/tau_state.pt").exists()
+    assert (second / "results/runs/digits/standard/aug/seed1/base/tau_state.pt").exists()
     assert "Nothing to be done" in _run(["snakemake", "-n"], second)

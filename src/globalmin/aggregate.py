@@ -158,8 +158,8 @@ def conditions_table(runs: pd.DataFrame) -> pd.DataFrame:
             "base train err at τ": mean_std(group.base_train_error_at_tau),
             "base train err at T": mean_std(bases.train_error),
             "A(base) train err at T": mean_std(group.train_error),
-            "gap at τ → T (median)": (f"{group.p2_gap_at_tau[gap].median():.3g} → {group.p2_gap_final[gap].median():.3g}"
-                                      if gap.any() else "–"),
+            "gap at τ → T (median)": (f"{group.p2_gap_at_tau[gap].median():.3g} → "
+                                      f"{group.p2_gap_final[gap].median():.3g}" if gap.any() else "–"),
             "optimum train err": mean_std(group.p2_optimum_train_error) if gap.any() else "–",
             "infimum (no weight decay)": infimum_text(group),
             "base test err": mean_std(bases.test_error), "A(base) test err": mean_std(group.test_error)})
@@ -191,7 +191,8 @@ def mean_curves(curves: pd.DataFrame) -> dict[str, pd.DataFrame]:
     out = {}
     for (dataset, augmented), group in main_runs(curves).groupby(["dataset", "augment"], sort=True):
         wide = group.pivot_table(index="epoch", columns="algorithm", values=["train_objective", "test_error"])
-        wide.columns = [f"{ALGORITHM_LABELS[alg].replace('(', '_').rstrip(')')}_{metric}" for metric, alg in wide.columns]
+        wide.columns = [f"{ALGORITHM_LABELS[alg].replace('(', '_').rstrip(')')}_{metric}"
+                        for metric, alg in wide.columns]
         out[f"{dataset}_{'aug' if augmented else 'noaug'}"] = wide.reset_index()
     return out
 

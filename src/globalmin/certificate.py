@@ -5,8 +5,9 @@ Two methods, both in float64, with NumPy's `matrix_rank` tolerance sigma_max * m
 - 'qr': Householder QR of Phi^T = QR, so that R (n x n, triangular) has the singular values of Phi. Backward
   stable: R is exact for a matrix within about n * eps * sigma_max of Phi, the order of the tolerance itself
   (a Gram matrix Phi Phi^T would square the condition number instead). From R: sigma_max by Lanczos (scipy's
-  eigsh on R^T R, which converges where power iteration stalls), sigma_min estimated by inverse iteration (two triangular solves per step; approaches from above), and the
-  rigorous lower bound sigma_min >= 1 / ||R^-1||_F, which decides the certificate.
+  eigsh on R^T R, which converges where power iteration stalls), sigma_min estimated by inverse iteration
+  (two triangular solves per step; approaches from above), and the rigorous lower bound
+  sigma_min >= 1 / ||R^-1||_F, which decides the certificate.
 
 The QR is blocked and in place (`factor_in_place`): panels of `block` rows of Phi are factorised with
 LAPACK/cuSOLVER's geqrf, their reflectors applied to the rest in chunks of rows with ormqr, and R^T overwrites

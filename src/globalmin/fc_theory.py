@@ -17,6 +17,7 @@ still contains 0 there counts against F1.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,8 @@ def rank_n_in_ball_arithmetic(x: np.ndarray, net: nn.Sequential, activation: str
                 h = arb_mat([[act(z[i, j] + bias[j]) for j in range(z.ncols())] for i in range(z.nrows())])
             det = (h * h.transpose()).det()
             if det > 0 or bits >= max_bits:
-                return {"proven_rank_n": bool(det > 0), "bits": bits, "log10_det_gram": float(det.mid().log()) / 2.302585092994046
-                        if det > 0 else None}
+                log10 = float(det.mid().log()) / math.log(10) if det > 0 else None
+                return {"proven_rank_n": bool(det > 0), "bits": bits, "log10_det_gram": log10}
             bits *= 2
     finally:
         ctx.prec = saved

@@ -67,7 +67,8 @@ def r3_convergence(runs: pd.DataFrame, fraction: float, floor: float, evidence: 
     falls = judged.p2_gap_final <= fraction * judged.p2_gap_at_tau
     per_group = [{"dataset": d, "condition": c, "tau_fraction": t, "runs": len(g),
                   "converged_runs": int((g.p2_gap_final <= fraction * g.p2_gap_at_tau).sum()),
-                  "median_gap_at_tau": float(g.p2_gap_at_tau.median()), "median_gap_final": float(g.p2_gap_final.median()),
+                  "median_gap_at_tau": float(g.p2_gap_at_tau.median()),
+                  "median_gap_final": float(g.p2_gap_final.median()),
                   "median_gap_ratio": float((g.p2_gap_final / g.p2_gap_at_tau).median())}
                  for (d, c, t), g in judged.groupby(["dataset", "condition", "tau_fraction"], sort=True)]
     verdict = "inconclusive" if not len(judged) else "supported" if falls.all() else "not supported"

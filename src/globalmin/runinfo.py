@@ -167,5 +167,6 @@ def environment(device: "torch.device | None" = None) -> dict[str, Any]:
     }
     if device is not None:
         info["device"] = str(device)
-        info["device_name"] = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+        info["device_name"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                               else platform.processor() or "cpu")
     return info

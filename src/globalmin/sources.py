@@ -35,11 +35,11 @@ from globalmin.datasets import DatasetFacts, facts
 from globalmin.runinfo import UserError, write_json
 
 MANIFEST = "MANIFEST.json"
-PARTIAL = ".partial-"
+PARTIAL = ".partial-"  # prefix of the folders a fetch builds in; .dvcignore keeps them out of DVC's view
 # What torchvision's readers raise on files damaged inside (gzip, tar, pickle, .mat, text): caught only around
 # reading raw files, where each of them means "this file is not what it claims to be".
 DAMAGE_ERRORS = (OSError, EOFError, ValueError, RuntimeError, KeyError, IndexError, TypeError, tarfile.TarError,
-                 pickle.UnpicklingError, MatReadError)  # prefix of the folders a fetch builds in; .dvcignore keeps them out of DVC's view
+                 pickle.UnpicklingError, MatReadError)
 
 # MD5 of the *decompressed* upstream idx files. Redistributions (for example Debian's dataset-fashion-mnist)
 # re-compress the .gz files, which changes the archive's MD5 but not its content; an import accepts such a

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import seaborn as sns
 
-from globalmin.figures.style import legend_below, panel_grid, read_inputs, save
+from globalmin.figures.style import finish, panel_grid, read_inputs
 
 FLOOR = 1e-20  # below float64's resolution of sigma_min / sigma_max (about 1e-16 times n): drawn here
 
@@ -30,9 +30,5 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
         outside = " (outside the theory)" if activation == "relu" else ""
         ax.set(title=f"{activation}{outside}", xlabel="m_H / n (dotted: m_H = n)",
                ylabel=f"σ_min / σ_max (median; 0 drawn at {FLOOR:g})")
-    legend_below(fig, axes[0], "inputs, narrow layers, tolerance", ncol=3)
-    for ax in axes[1:]:
-        if ax.get_legend():
-            ax.get_legend().remove()
-    fig.tight_layout(rect=(0, 0.17, 1, 1))
-    return save(fig, Path(outputs["out_dir"]) / "fc_theory.png")
+    return finish(fig, axes, Path(outputs["out_dir"]) / "fc_theory.png", "inputs, narrow layers, tolerance", ncol=3,
+                  bottom=0.17)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from globalmin.figures.style import legend_below, panel_grid, read_inputs, save
+from globalmin.figures.style import finish, panel_grid, read_inputs, save
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> list[Path]:
@@ -33,7 +33,7 @@ def plot_losses(frame: pd.DataFrame, png: Path) -> list[Path]:
     """Median certified loss against width per depth, with OLS, random features, uncertified and dead runs."""
     keys = panels(frame)
     fig, axes = panel_grid(len(keys), row_height=3.0, per_row=2)
-    for ax, (kind, activation) in zip(axes, keys):
+    for i, (ax, (kind, activation)) in enumerate(zip(axes, keys)):
         part = frame[(frame.data == kind) & (frame.activation == activation)]
         good = part[part.certified & ~part.collapsed]
         if len(good):
@@ -51,7 +51,7 @@ def plot_losses(frame: pd.DataFrame, png: Path) -> list[Path]:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(part.width.unique()), [str(w) for w in sorted(part.width.unique())])
         ax.set_yscale("log")
-        ax.set(title=f"{kind}, {activation}", xlabel="hidden width", ylabel="final loss L (log; 0 at 1e-10 ½‖y‖²)")
+        ax.set(title=f"{kind}, {activation}", xlabel="hidden width", ylabel="final loss L (log)" if i % 2 == 0 else "")
     handles = {}
     for ax in axes:  # one legend for all panels: every label once
         for h, label in zip(*ax.get_legend_handles_labels()):
@@ -59,7 +59,8 @@ def plot_losses(frame: pd.DataFrame, png: Path) -> list[Path]:
         if ax.get_legend():
             ax.get_legend().remove()
     fig.legend(handles.values(), [f"depth {k}" if k.isdigit() else k for k in handles], loc="lower center",
-               ncol=3, bbox_to_anchor=(0.5, -0.02), frameon=False, title="lines: median certified loss per depth")
+               ncol=3, bbox_to_anchor=(0.5, -0.02), frameon=False,
+               title="lines: median certified loss per depth (a loss of 0 is drawn at 1e-10 ½‖y‖²)")
     fig.tight_layout(rect=(0, 0.13, 1, 1))
     return save(fig, png)
 
@@ -68,7 +69,7 @@ def plot_gaps(frame: pd.DataFrame, png: Path) -> list[Path]:
     """L − LB against ‖∇L‖ after the first-order phase and after polishing (both log)."""
     keys = panels(frame)
     fig, axes = panel_grid(len(keys), row_height=2.8, per_row=2)
-    for ax, (kind, activation) in zip(axes, keys):
+    for i, (ax, (kind, activation)) in enumerate(zip(axes, keys)):
         part = frame[(frame.data == kind) & (frame.activation == activation)]
         for prefix, label, filled in (("first_", "after the first-order phase", False), ("", "after polishing", True)):
             gap = np.maximum(part[f"{prefix}gap"].abs(), 1e-18)
@@ -76,10 +77,6 @@ def plot_gaps(frame: pd.DataFrame, png: Path) -> list[Path]:
                        facecolors="C0" if filled else "none")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set(title=f"{kind}, {activation}", xlabel="‖∇L‖ (log)", ylabel="|L − LB| (log; 0 at 1e-18)")
-    legend_below(fig, axes[0], "L − LB → 0 as ‖∇L‖ → 0 (claim B2)", ncol=2)
-    for ax in axes[1:]:
-        if ax.get_legend():
-            ax.get_legend().remove()
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return save(fig, png)
+        ax.set(title=f"{kind}, {activation}", xlabel="‖∇L‖ (log)",
+               ylabel="|L − LB| (log; 0 at 1e-18)" if i % 2 == 0 else "")
+    return finish(fig, axes, png, "L − LB → 0 as ‖∇L‖ → 0 (claim B2)", ncol=2, bottom=0.08)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import seaborn as sns
 
-from globalmin.figures.style import legend_below, panel_grid, read_inputs, save
+from globalmin.figures.style import finish, panel_grid, read_inputs, width_axis
 
 PANELS = [("weight_movement", "weight movement ‖W_T − W_0‖_F", -0.5),
           ("flip_fraction", "fraction of ReLU signs flipped", -1 / 3),
@@ -24,7 +24,7 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     fig, axes = panel_grid(len(PANELS), row_height=2.8, per_row=2)
     for ax, (column, label, predicted) in zip(axes, PANELS):
         sns.scatterplot(data=width, x="m", y=column, hue="seed", palette="colorblind", ax=ax, s=30)
-        ax.set_xscale("log")
+        width_axis(ax, list(width.m.unique()))
         if column != "rate_ratio":
             ax.set_yscale("log")
             slope, intercept = np.polyfit(np.log(width.m), np.log(width[column]), 1)
@@ -35,9 +35,5 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
         else:
             ax.axhline(1.0, color="grey", linestyle=":")
         ax.set(title=label, xlabel="width m (log)", ylabel="")
-    legend_below(fig, axes[0], f"seed (depth {cfg['depth']}; black: log-log fit)", ncol=5)
-    for ax in axes[1:]:
-        if ax.get_legend():
-            ax.get_legend().remove()
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return save(fig, Path(outputs["out_dir"]) / "ntk.png")
+    return finish(fig, axes, Path(outputs["out_dir"]) / "ntk.png", f"seed (depth {cfg['depth']}; black: log-log fit)",
+                  ncol=5, bottom=0.07)

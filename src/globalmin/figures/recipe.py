@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from globalmin.figures.style import ALGORITHM_LABELS, legend_below, panel_grid, read_inputs, save, setting
+from globalmin.figures.style import ALGORITHM_LABELS, finish, panel_grid, read_inputs, save, setting
 
 METRICS = {"train_objective": "training objective\n(mean cross-entropy, log)", "test_error": "test error (%)"}
 
@@ -47,12 +47,7 @@ def plot_curves(curves: pd.DataFrame, png: Path) -> list[Path]:
             ax.axvline(tau, color="grey", linestyle=":", linewidth=1)
             ax.text(tau, 1.0, " τ", transform=ax.get_xaxis_transform(), va="top", color="grey")
             ax.set(title=panel, xlabel="epoch", ylabel=label)
-    legend_below(fig, axes[0], "algorithm (line: mean over seeds; band: range)")
-    for ax in axes[1:]:
-        if ax.get_legend():
-            ax.get_legend().remove()
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return save(fig, png)
+    return finish(fig, axes, png, "algorithm (line: mean over seeds; band: range)", bottom=0.06)
 
 
 def plot_phase2(curves: pd.DataFrame, png: Path) -> list[Path]:
@@ -68,12 +63,7 @@ def plot_phase2(curves: pd.DataFrame, png: Path) -> list[Path]:
                      style="algorithm", style_order=["A(base)", "base"], units="seed", estimator=None, marker="o",
                      markersize=4, ax=ax, palette="colorblind")
         ax.set(title=panel, xlabel="epoch", ylabel="training objective (mean cross-entropy)")
-    legend_below(fig, axes[0], "seed and algorithm", ncol=4)
-    for ax in axes[1:]:
-        if ax.get_legend():
-            ax.get_legend().remove()
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    return save(fig, png)
+    return finish(fig, axes, png, "seed and algorithm", ncol=4, bottom=0.12)
 
 
 def plot_gap(curves: pd.DataFrame, png: Path) -> list[Path]:
@@ -95,12 +85,7 @@ def plot_gap(curves: pd.DataFrame, png: Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set(title=f"{condition} ({frame[frame.condition == condition].dataset.iloc[0]}, no aug)", xlabel="epoch",
                ylabel="L(W_t) − L*  (log)")
-    legend_below(fig, axes[0], "phase 2 from (one line per seed; gaps below 1e-12 drawn at 1e-12)", ncol=3)
-    for ax in axes[1:]:
-        if ax.get_legend():
-            ax.get_legend().remove()
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return save(fig, png)
+    return finish(fig, axes, png, "phase 2 from (one line per seed; gaps below 1e-12 drawn at 1e-12)", ncol=3)
 
 
 def plot_sigma_min(runs: pd.DataFrame, png: Path) -> list[Path]:
@@ -126,6 +111,4 @@ def plot_sigma_min(runs: pd.DataFrame, png: Path) -> list[Path]:
     ax.set_yscale("log")
     ax.set(xlabel="", ylabel="σ_min of the features at τ (log)\n(0 drawn at 1e-20)")
     ax.tick_params(axis="x", labelsize="small")
-    legend_below(fig, ax, None, ncol=3)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    return save(fig, png)
+    return finish(fig, axes, png, ncol=3, bottom=0.1)

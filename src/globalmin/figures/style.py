@@ -36,6 +36,15 @@ def panel_grid(count: int, row_height: float = 2.6, per_row: int = 3) -> tuple[p
     return fig, flat[:count]
 
 
+def width_axis(ax: plt.Axes, widths: list[int]) -> None:
+    """A log x axis labelled with the widths themselves (64, 128, ...), not crowded powers of ten."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(widths), [str(int(w)) for w in sorted(widths)])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def legend_below(fig: plt.Figure, ax: plt.Axes, title: str | None = None, ncol: int = 4) -> None:
     """Move `ax`'s legend under the whole figure, titled, so it never covers data."""
     handles, labels = ax.get_legend_handles_labels()
@@ -44,6 +53,17 @@ def legend_below(fig: plt.Figure, ax: plt.Axes, title: str | None = None, ncol: 
     if handles:
         fig.legend(handles, labels, title=title, loc="lower center", ncol=min(ncol, len(labels)),
                    bbox_to_anchor=(0.5, -0.02), frameon=False)
+
+
+def finish(fig: plt.Figure, axes: list[plt.Axes], png: str | Path, legend_title: str | None = None, ncol: int = 4,
+           bottom: float = 0.08) -> list[Path]:
+    """One legend under the figure (the first panel's; the others' removed), the layout above it, then save."""
+    legend_below(fig, axes[0], legend_title, ncol)
+    for ax in axes[1:]:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return save(fig, png)
 
 
 def save(fig: plt.Figure, png: str | Path) -> list[Path]:
