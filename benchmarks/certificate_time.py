@@ -5,7 +5,11 @@ np.linalg.svd(compute_uv=False) time and sigma_min, then each globalmin method's
 relative difference to NumPy's sigma_min; on CPU the same QR certificate with Phi in a file (the out-of-core
 path); and, for scale, the time of torch.linalg.qr(mode="r") alone (the library
 QR the blocked in-place method replaces to save memory). On a GPU machine (--device cuda) the QR runs there.
-Usage: python benchmarks/certificate_time.py [--sizes 1000 2000 4000 8000] [--device cpu] [--out FILE]
+Above --reference-max (default 8,000) there is no NumPy SVD, exact SVD or library QR to compare with (days on a
+CPU; the library QR's copy of Phi does not fit a GPU at n = 73,257): Phi = tanh(Gaussian) is drawn on the
+device and only the in-place QR certificate runs, with its time and, on CUDA, its peak device memory.
+Usage: python benchmarks/certificate_time.py [--sizes 1000 2000 4000 8000] [--device cpu] [--reference-max N]
+       [--out FILE]
 """
 
 from __future__ import annotations
@@ -25,17 +29,40 @@ from globalmin.certificate import certify, certify_qr, scratch_matrix
 REPO = Path(__file__).resolve().parents[1]
 
 
+def certificate_alone(n: int, device: torch.device) -> dict:
+    """The in-place QR certificate of an n x n tanh(Gaussian) Phi drawn on `device`: time and peak memory."""
+    gen = torch.Generator(device=device).manual_seed(n)
+    phi = torch.randn(n, n, generator=gen, device=device, dtype=torch.float64).tanh_()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    cert = certify_qr(phi, overwrite=True)
+    seconds = time.perf_counter() - start
+    row = {"n": n, "qr_seconds": round(seconds, 3), "qr_sigma_min": cert["sigma_min"],
+           "qr_sigma_min_lower_bound": cert["sigma_min_lower_bound"], "qr_certified": cert["full_rank"],
+           "phi_gib": 8 * n * n / 2 ** 30}
+    if device.type == "cuda":
+        row["peak_device_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    print(f"n={n:6d}  qr alone {seconds:8.2f}s  {row}", flush=True)
+    return row
+
+
 def main() -> None:
     """Run the sizes, print a table, write the JSON record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--reference-max", type=int, default=8000)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
     rows = []
     for n in args.sizes:
+        if n > args.reference_max:
+            rows.append(certificate_alone(n, device))
+            continue
         phi = np.tanh(np.random.default_rng(n).standard_normal((n, n)))
         start = time.perf_counter()
         reference = float(np.linalg.svd(phi, compute_uv=False)[-1])

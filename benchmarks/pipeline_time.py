@@ -1,6 +1,11 @@
 """Measure the whole default DAG from a clean copy of the workflow: wall time, CPU time, per-rule job-seconds.
 
-Usage: python benchmarks/pipeline_time.py [--cores N] [--configfile PATH] [--out PATH]
+Usage: python benchmarks/pipeline_time.py [--cores N] [--configfile PATH] [--commit REV] [--baseline REV] [--out PATH]
+--commit times an earlier commit's workflow and package (git archive; its package first on PYTHONPATH, with
+this environment's libraries). --baseline REV times that commit's default DAG first, then this one, and writes
+both with their ratio: a change timed against its baseline in one run on the same machine, e.g.
+  python benchmarks/pipeline_time.py --baseline 990fcdd --configfile benchmarks/configs/standard-only.yaml \
+      --out benchmarks/results/pipeline-vs-990fcdd-cpu-2core.json
 Writes benchmarks/results/pipeline-<machine>.json. Not part of the test suite: timings are noisy on shared
 machines, so the README quotes this file's figures rather than a test asserting a limit. Job-seconds come from
 Snakemake's own benchmark files (logs/benchmarks/), which every training and study rule writes; the CPU time is
@@ -39,39 +44,55 @@ def job_seconds(work: Path) -> dict[str, dict[str, float]]:
     return {k: {m: round(v, 1) for m, v in g.items()} for k, g in sorted(groups.items())}
 
 
-def main() -> None:
-    """Run the DAG in a temporary copy and record the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cores", default="all")
-    parser.add_argument("--configfile", default=None)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+def time_dag(cores: str, configfile: str | None = None, commit: str | None = None) -> dict:
+    """One clean run of the DAG (of the working tree, or of `commit`): wall, CPU, jobs, per-rule job-seconds."""
+    env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        copy_workflow(work)
-        cmd = ["snakemake", "--cores", args.cores] + (["--configfile", args.configfile] if args.configfile else [])
+        if commit:
+            archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(work)], input=archive.stdout, check=True)
+            env["PYTHONPATH"] = str(work / "src")
+        else:
+            copy_workflow(work)
+        cmd = ["snakemake", "--cores", cores] + (["--configfile", str(Path(configfile).resolve())] if configfile else [])
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"snakemake failed:\n{done.stderr[-3000:]}")
-        jobs = done.stderr.count("Finished jobid")
-        per_rule = job_seconds(work)
-        devices = sorted({json.loads(p.read_text())["environment"]["device"]
+        devices = sorted({json.loads(p.read_text()).get("environment", {}).get("device", "?")
                           for p in work.glob("results/runs/**/metrics.json")})
-    record = {
-        "what": "snakemake " + " ".join(cmd[1:]) + " on a clean copy (data preparation to report)",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
-        "wall_seconds": round(wall, 1),
-        "cpu_seconds_all_processes": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
-        "peak_rss_mib_largest_process": round(after.ru_maxrss / 1024, 1),
-        "jobs": jobs,
-        "benchmarked_job_seconds": per_rule,
-        "device": devices,
-        "date": time.strftime("%Y-%m-%d"),
-    }
+        return {
+            "what": f"snakemake --cores {cores}" + (f" --configfile {configfile}" if configfile else "")
+                    + " on a clean copy (data preparation to report)" + (f" of commit {commit}" if commit else ""),
+            "wall_seconds": round(wall, 1),
+            "cpu_seconds_all_processes": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+            "peak_rss_mib_largest_process": round(after.ru_maxrss / 1024, 1),
+            "jobs": done.stderr.count("Finished jobid"),
+            "benchmarked_job_seconds": job_seconds(work),
+            "device": devices}
+
+
+def main() -> None:
+    """Run the DAG (and a baseline commit's, if asked) in temporary copies and record the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", default="all")
+    parser.add_argument("--configfile", default=None)
+    parser.add_argument("--commit", default=None, help="time this commit's workflow instead of the working tree")
+    parser.add_argument("--baseline", default=None, help="also time this commit's default DAG first, and the ratio")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    record = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}}
+    if args.baseline:
+        record["baseline"] = time_dag(args.cores, commit=args.baseline)
+    record.update(time_dag(args.cores, args.configfile, args.commit))
+    if args.baseline:
+        record["ratio_to_baseline"] = {key: round(record[key] / record["baseline"][key], 3)
+                                       for key in ("wall_seconds", "cpu_seconds_all_processes")}
+    record["date"] = time.strftime("%Y-%m-%d")
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"pipeline-{platform.node() or 'host'}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))

@@ -1,13 +1,18 @@
-"""Project the compute of the full replication (config/paper.yaml) from counted FLOPs and a measured rate.
+"""Project the compute of the full replication (config/paper.yaml) from counted FLOPs and a rate.
 
-Counts the FLOPs of one training step and one evaluation forward of the paper's network for every data set
-(torch.utils.flop_counter), multiplies by the iterations the paper profile runs (base: all T iterations;
-A(base): phase 1 is base's, phase 2 is a forward of the frozen body plus the head's backward; evaluation of
-train and test set every epoch), and divides by
-  - the rate measured here on a real training step of the same network (CPU), and
-  - an assumed sustained GPU rate (--gpu-tflops, default 25 TFLOP/s: fp32/TF32 ResNet-18 at batch 64 on an
-    H100-class GPU uses a small fraction of its peak; this is an assumption, not a measurement).
-Usage: python benchmarks/project_paper_cost.py [--gpu-tflops 25] [--out benchmarks/results/paper-cost-projection.json]
+Counts FLOPs per job kind of the paper profile, as the pipeline now runs them:
+  - base: every training step (torch.utils.flop_counter on the paper network per data set), plus scoring the
+    train and test sets every `train.eval_every` epochs (and at tau and T);
+  - A(base): phase 2 on cached features (one forward of train and test sets at tau, then the head's steps and
+    every epoch's scoring on the features); with augmentation each step runs the frozen body forward too;
+  - certificates (float64): at init (base) and at tau (each A(base)): a forward to extract Phi and a
+    Householder QR, (4/3) n^3 for m_H = n, plus triangular solves (O(n^2) per step, counted as 2 n^3);
+  - the exact optimum is skipped above recipe.optimum.max_n (4,096), so it costs nothing at these sizes;
+    the studies (NTK, fully connected, local minima, beyond-NTK on 32 points) run in minutes and are left out.
+Rates: training and scoring at --gpu-tflops (assumed 25 TFLOP/s unless --measured names a
+benchmarks/train_throughput.py record from a GPU, whose best `paper` variant's TFLOP/s is then used), float64
+at --fp64-tflops (assumed). The CPU rate is measured here on real training steps of the same network.
+Usage: python benchmarks/project_paper_cost.py [--gpu-tflops 25] [--fp64-tflops 30] [--measured FILE] [--out FILE]
 """
 
 from __future__ import annotations
@@ -59,17 +64,24 @@ def measure_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, flops
 def main() -> None:
     """Count, measure, project, and write the JSON record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gpu-tflops", type=float, default=25.0)
+    parser.add_argument("--gpu-tflops", type=float, default=25.0, help="assumed training rate (bf16/TF32)")
+    parser.add_argument("--fp64-tflops", type=float, default=30.0, help="assumed float64 rate of the certificates")
+    parser.add_argument("--measured", help="a GPU record of benchmarks/train_throughput.py: use its rate")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "paper-cost-projection.json"))
     args = parser.parse_args()
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for key, value in yaml.safe_load((REPO / "config" / "paper.yaml").read_text()).items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    rate_source = f"assumed {args.gpu_tflops} TFLOP/s"
+    if args.measured:
+        steps = json.loads(Path(args.measured).read_text())["steps"]["paper"]
+        name, best = max(((k, v) for k, v in steps.items() if k != "plain"), key=lambda kv: kv[1]["tflops_per_s"])
+        args.gpu_tflops = best["tflops_per_s"]
+        rate_source = f"measured: {name} in {args.measured}"
     train, recipe = cfg["train"], cfg["recipe"]
-    runs = len(cfg["experiment"]["seeds"])
-    bs = train["batch_size"]
-    per_dataset, total = {}, 0.0
-    rate = None
+    runs, bs, every = len(cfg["experiment"]["seeds"]), train["batch_size"], train.get("eval_every", 1)
+    per_dataset, kinds, rate = {}, {"base": 0.0, "recipe": 0.0, "certificates_fp64": 0.0}, None
+    jobs = {"base": 0, "recipe": 0}
     for name in cfg["experiment"]["datasets"]:
         n, n_test, c, s, k = SIZES[name]
         torch.manual_seed(0)
@@ -77,35 +89,56 @@ def main() -> None:
         x, y = torch.rand(bs, c, s, s), torch.randint(0, k, (bs,))
         train_step = step_flops(model, x, y, backward=True)
         forward = step_flops(model, x, y, backward=False)
-        head_only = forward + 2 * 2 * bs * model.head.in_features * k  # body forward + head backward
+        head = 2 * bs * model.head.in_features * k  # the head's forward on a batch of features
         if rate is None and name == "cifar10":
             rate = measure_rate(model, x, y, train_step)
-        flops = 0.0
+        fractions = [recipe["tau_fraction"]] + (recipe["tau_ablation"]["fractions"]
+                                                 if name in recipe["tau_ablation"]["datasets"] else [])
+        certificate = forward * (n / bs) + (4 / 3) * n ** 3 + 2 * n ** 3
+        flops = {"base": 0.0, "recipe": 0.0, "certificates_fp64": 0.0}
+        job_minutes = {}
         for augmented in cfg["experiment"]["augmentation"]:
             epochs = train["epochs"]["augmented" if augmented else "plain"]
-            fractions = [recipe["tau_fraction"]] + (recipe["tau_ablation"]["fractions"]
-                                                     if name in recipe["tau_ablation"]["datasets"] else [])
             sched = make_schedule(n, bs, epochs, recipe["tau_fraction"])
-            evals = epochs * (n + n_test) / bs * forward
-            base = sched.total * train_step + evals
-            recipes = sum((sched.total - make_schedule(n, bs, epochs, f).tau) * head_only
-                          + (1 - f) * evals for f in fractions)
-            flops += runs * (base + recipes)
-        per_dataset[name] = {"n_train": n, "train_step_gflops": train_step / 1e9, "total_pflops": flops / 1e15,
-                             "gpu_hours_projected": flops / (args.gpu_tflops * 1e12) / 3600}
-        total += flops
+            one_eval = (n + n_test) / bs * forward
+            base = sched.total * train_step + (epochs / every + 2) * one_eval
+            recipe_job = 0.0
+            for f in fractions:
+                steps = sched.total - make_schedule(n, bs, epochs, f).tau
+                body = forward if augmented else 0.0  # augmented batches go through the frozen body each step
+                evals = (1 - f) * epochs + 1
+                recipe_job += one_eval + steps * (body + 3 * head) + evals * (n + n_test) / bs * head
+            flops["base"] += runs * base
+            flops["recipe"] += runs * recipe_job
+            flops["certificates_fp64"] += runs * (1 + len(fractions)) * certificate
+            cert_s = certificate / (args.fp64_tflops * 1e12)
+            key = "aug" if augmented else "noaug"
+            job_minutes[f"base_{key}"] = (base / (args.gpu_tflops * 1e12) + cert_s) / 60
+            job_minutes[f"recipe_{key}"] = (recipe_job / (args.gpu_tflops * 1e12) + len(fractions) * cert_s) / 60
+            jobs["base"] += runs
+            jobs["recipe"] += runs
+        for kind in kinds:
+            kinds[kind] += flops[kind]
+        hours = (flops["base"] + flops["recipe"]) / (args.gpu_tflops * 1e12) / 3600 + \
+            flops["certificates_fp64"] / (args.fp64_tflops * 1e12) / 3600
+        per_dataset[name] = {"n_train": n, "train_step_gflops": train_step / 1e9,
+                             **{f"{kind}_pflops": v / 1e15 for kind, v in flops.items()}, "gpu_hours": hours,
+                             "projected_job_minutes": job_minutes}
+    training = kinds["base"] + kinds["recipe"]
     record = {
-        "what": "projected compute of `snakemake --configfile config/paper.yaml` (training and evaluation; "
-                "certificates excluded)",
-        "method": "FLOPs counted with torch.utils.flop_counter on the paper network per data set, times the "
-                  "iterations of the paper profile; CPU rate measured on real ResNet-18 + wide-layer training steps "
-                  "(CIFAR-10 shapes, batch 64) here; GPU rate assumed",
+        "what": "projected compute of `snakemake --configfile config/paper.yaml`: training, scoring, phase 2 on "
+                "cached features and float64 certificates (the studies' minutes left out)",
+        "method": "FLOPs counted with torch.utils.flop_counter on the paper network per data set, times what each "
+                  "job kind runs; CPU rate measured here on real ResNet-18 + wide-layer training steps",
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
-        "assumed_gpu_sustained_tflops": args.gpu_tflops,
+        "gpu_training_tflops": args.gpu_tflops, "gpu_rate_source": rate_source,
+        "assumed_gpu_fp64_tflops": args.fp64_tflops,
         "measured_cpu_gflops": rate / 1e9,
-        "total_pflops": total / 1e15,
-        "gpu_hours_projected": total / (args.gpu_tflops * 1e12) / 3600,
-        "cpu_hours_projected_this_machine": total / rate / 3600,
+        "training_jobs": jobs,
+        "pflops_by_kind": {kind: v / 1e15 for kind, v in kinds.items()},
+        "gpu_hours_projected": training / (args.gpu_tflops * 1e12) / 3600
+        + kinds["certificates_fp64"] / (args.fp64_tflops * 1e12) / 3600,
+        "cpu_hours_projected_this_machine": (training + kinds["certificates_fp64"]) / rate / 3600,
         "per_dataset": per_dataset,
         "date": time.strftime("%Y-%m-%d"),
     }

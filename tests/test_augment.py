@@ -14,7 +14,7 @@ def _batch() -> torch.Tensor:
 
 def test_crop_is_a_window_of_the_padded_image_per_sample():
     x = _batch()
-    out = augment.random_crop(x, 2, generator(0, "a"))
+    out = augment.augment(x, augment.Augmentation(crop_pad=2), generator(0, "a"))
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     offsets = set()
     for i in range(len(x)):
@@ -26,17 +26,36 @@ def test_crop_is_a_window_of_the_padded_image_per_sample():
 
 def test_flip_is_identity_or_mirror_and_varies():
     x = _batch()
-    out = augment.random_hflip(x, generator(0, "f"))
+    out = augment.augment(x, augment.Augmentation(hflip=True), generator(0, "f"))
     flipped = [torch.equal(o, s.flip(-1)) for o, s in zip(out, x)]
     assert all(f or torch.equal(o, s) for f, o, s in zip(flipped, out, x)) and 0 < sum(flipped) < len(x)
 
 
 def test_affine_identity_and_reproducibility():
     x = _batch()
-    assert torch.allclose(augment.random_affine(x, 0.0, (1.0, 1.0), generator(0, "r")), x)
+    n = len(x)
+    assert torch.allclose(augment.affine(x, torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)), x)
     spec = augment.spec_for("digits")
     a = augment.augment(x, spec, generator(5, "augment", 7))
     b = augment.augment(x, spec, generator(5, "augment", 7))
     c = augment.augment(x, spec, generator(6, "augment", 7))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+
+
+def test_batches_draw_each_epoch_at_once_exactly_as_iteration_by_iteration():
+    from globalmin.data import Prepared
+    from globalmin.train import Batches, make_schedule
+
+    gen = torch.Generator().manual_seed(1)
+    data = Prepared("digits", torch.rand(150, 1, 8, 8, generator=gen), torch.randint(0, 10, (150,), generator=gen),
+                    torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), 10, {})
+    schedule = make_schedule(150, 64, 3, 0.5)  # 3 batches per epoch, the last one short
+    spec = augment.spec_for("digits")
+    batches = Batches(7, data, 64, schedule, spec, torch.channels_last)
+    for it in range(schedule.total):
+        x, y = batches(it)
+        idx = batches.indices(it)
+        expected = augment.augment(data.x_train[idx], spec, generator(7, "augment", it))
+        assert torch.equal(x, expected) and torch.equal(y, data.y_train[idx]), it
+        assert x.is_contiguous(memory_format=torch.channels_last)

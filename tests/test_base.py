@@ -33,10 +33,11 @@ def test_schedule_and_learning_rate():
 
 def _replay(digits_file, seed: int, iterations: int, tau_fraction: float) -> torch.nn.Module:
     """base's first `iterations` steps, written out from the library's parts (not through base.run)."""
-    data, schedule, milestones, device = train.setup(digits_file, True, TINY_TRAIN, tau_fraction)
-    model = init_model(TINY_MODEL, 1, 10, data.n_train, seed)
+    data, schedule, milestones, device, speed = train.setup(digits_file, True, TINY_TRAIN, tau_fraction)
+    model = init_model(TINY_MODEL, 1, 10, data.n_train, seed).to(memory_format=speed.memory_format)
     optimizer = train.make_optimizer(list(model.parameters()), TINY_TRAIN)
-    batches = train.Batches(seed, data, TINY_TRAIN["batch_size"], schedule, augment.spec_for("digits"))
+    batches = train.Batches(seed, data, TINY_TRAIN["batch_size"], schedule, augment.spec_for("digits"),
+                            speed.memory_format)
     model.train()
     for it in range(iterations):
         x, y = batches(it)
@@ -129,3 +130,13 @@ def test_truncated_tau_state_is_reported(run, tmp_path, digits_file):
     with pytest.raises(train.CheckpointError, match="unreadable.*rerun the base run"):
         train_recipe(digits_file, broken, tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_speed_settings_follow_the_config_and_the_device():
+    cpu = torch.device("cpu")
+    speed = train.speed_for({**TINY_TRAIN, "bf16": True, "channels_last": True, "compile": "none"}, cpu)
+    assert not speed.bf16 and speed.channels_last  # bf16 is CUDA only; channels_last also helps oneDNN on CPU
+    model = init_model(TINY_MODEL, 1, 10, 100, 0)
+    assert speed.prepare(model) is model and model.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = train.speed_for({**TINY_TRAIN, "channels_last": False}, cpu)
+    assert plain.memory_format == torch.contiguous_format

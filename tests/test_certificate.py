@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from globalmin.certificate import (certify, certify_model, certify_qr, factor_in_place, feature_matrix,
-                                   inverse_frobenius, scratch_matrix, solve_lower, solve_upper)
+from globalmin.certificate import (certify, certify_model, certify_qr, factor_in_place, factor_lapack,
+                                   feature_matrix, inverse_frobenius, scratch_matrix, solve_lower, solve_upper)
 from globalmin.models import build_model
 
 
@@ -144,3 +144,17 @@ def test_certify_model_uses_preallocated_features(tmp_path):
     assert exact["full_rank"] and qr["full_rank"] and qr["in_place"]
     assert abs(exact["sigma_min"] - qr["sigma_min"]) <= 1e-8 * exact["sigma_max"]
     assert torch.allclose(feature_matrix(model, x, batch_size=7), feature_matrix(model, x, batch_size=50), atol=1e-13)
+
+
+def test_lapack_path_factorises_in_place_and_leaves_files_to_the_blocked_path(tmp_path):
+    phi = torch.from_numpy(np.random.default_rng(3).standard_normal((60, 90)))
+    work = phi.clone()
+    lower = factor_lapack(work)
+    assert lower is not None and lower.data_ptr() == work.data_ptr()  # LAPACK wrote into Phi: nothing copied
+    assert torch.equal(lower, lower.tril()) and not work[:, 60:].any()
+    assert torch.allclose(lower @ lower.mT, phi @ phi.mT, atol=1e-10)
+    blocked = factor_in_place(phi.clone(), 16)
+    assert torch.allclose(lower.abs(), blocked.abs(), atol=1e-10)  # the same R up to the signs of its rows
+    on_disk = scratch_matrix(60, 90, tmp_path)
+    on_disk.copy_(phi)
+    assert factor_lapack(on_disk) is None and factor_lapack(phi.float()) is None

@@ -65,7 +65,7 @@ def test_cached_features_give_the_same_phase2_as_the_full_forward(runs, digits_f
         batches = train.Batches(3, data, 64, schedule)
         features = recipe.cached_features(model, data.x_train, 2048) if cached else None
         step = recipe.phase2_step(model, optimizer, batches, head_only=not cached, train_features=features,
-                                  use_bf16=False)
+                                  speed=train.Speed())
         for it in range(schedule.tau, schedule.total):
             step(it, train.lr_at(it, schedule, TINY_TRAIN, [1]))
         heads.append(torch.cat([model.head.weight.detach().flatten(), model.head.bias.detach()]))

@@ -300,7 +300,7 @@ def test_paper_plan_requests_gpus_for_training(tmp_path):
         seen.setdefault(rule, set()).add(resources.group(1) if resources else "")
         if rule.startswith("train_"):
             res = dict(item.split("=", 1) for item in resources.group(1).split(", "))
-            assert res["gres"] == "gpu:1" and res["gpu"] == "0" and res["mem_mb"] == "8000", (rule, res)
+            assert res["gres"] == "gpu:1" and res["gpu_slots"] == "0" and res["mem_mb"] == "8000", (rule, res)
             aug = "aug=aug" in wildcards.group(1)
             long = rule == "train_recipe_ablated" or (rule.startswith("train_base") and aug)
             assert res["runtime"] == ("180" if long else "60"), (rule, res)

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from globalmin import augment as aug
 from globalmin.certificate import certify_model, choose_method
 from globalmin.models import init_model
 from globalmin.runinfo import environment, save_torch, torch_bytes, write_bytes, write_json, write_text
 from globalmin.train import (TAU_STATE_FORMAT, Batches, Loop, Resume, evaluate_model, make_optimizer, make_schedule,
-                             rows_to_csv, run_id, set_lr, setup, tau_state_name)
+                             rows_to_csv, run_id, setup, sgd_step, tau_state_name)
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +32,16 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     condition = cfg.get("condition", {})
     augmented, seed = bool(cfg["augment"]), int(cfg["seed"])
     model_cfg, train_cfg = cfg["model"], cfg["train"]
-    data, schedule, milestones, device = setup(inputs["data"], augmented, train_cfg, cfg["tau_fraction"],
+    data, schedule, milestones, device, speed = setup(inputs["data"], augmented, train_cfg, cfg["tau_fraction"],
                                                condition, cfg.get("threads"))
     rid = run_id(data.name, condition.get("name", "standard"), augmented, seed, "base")
     model = init_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train, seed, device)
     optimizer = make_optimizer(list(model.parameters()), train_cfg)
     spec = aug.spec_for(data.name) if augmented else None
-    batches = Batches(seed, data, train_cfg["batch_size"], schedule, spec)
-
-    def step(it: int, lr: float) -> torch.Tensor:
-        x, y = batches(it)
-        set_lr(optimizer, lr)
-        use_bf16 = train_cfg["bf16"] and device.type == "cuda"
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
+    batches = Batches(seed, data, train_cfg["batch_size"], schedule, spec, speed.memory_format)
+    step = sgd_step(speed.prepare(model), optimizer, batches, speed)
     loop = Loop(rid, "base", seed, schedule, train_cfg, milestones, step,
-                lambda: evaluate_model(model, data, train_cfg["eval_batch_size"]), train_cfg.get("eval_every", 1))
+                lambda: evaluate_model(model, data, train_cfg["eval_batch_size"], speed), train_cfg.get("eval_every", 1))
     meta = {"run_id": rid, "dataset": data.name, "condition": condition, "augment": augmented, "seed": seed,
             "schedule": asdict(schedule),
             "config": {"model": model_cfg, "train": train_cfg, "tau_fraction": cfg["tau_fraction"]}}

@@ -16,8 +16,9 @@ size (SVHN, n = m_H = 73,257: Phi is 42.9 GB in float64) it fits one 80 GB GPU, 
 second copy of Phi (85.8 GB; its copy measured in benchmarks/results/certificate-memory-cpu-2core.json). The
 same code runs on an on-disk `numpy.memmap` (`scratch_matrix`): the chunked, out-of-core CPU path for n beyond
 the host's memory. The triangular solves are blocked by hand too, because torch.linalg.solve_triangular copies a
-strided n x n factor (measured). Hand-written blocking is kept because no library QR works in place on a GPU
-tensor or on a memmap in chunks; on CPU in memory, scipy's geqrf with overwrite_a would also avoid the copy.
+strided n x n factor (measured). Hand-written blocking is kept only where no library QR works in place: on a
+GPU tensor (torch.geqrf allocates its output) and on a memmap in chunks. On CPU in memory, LAPACK's dgeqrf
+through scipy (`factor_lapack`, overwrite_a on Phi^T's Fortran view) factorises Phi in place in one call.
 """
 
 from __future__ import annotations
@@ -76,6 +77,24 @@ def certify_svd(features: torch.Tensor | np.ndarray) -> dict[str, Any]:
 
 BLOCK = 256  # rows of Phi per QR panel (and per triangular-solve block): big enough for BLAS-3 speed
 CHUNK_BYTES = 1 << 28  # rows of the trailing matrix updated at once: 256 MiB of working memory per chunk
+
+
+def factor_lapack(work: torch.Tensor) -> torch.Tensor | None:
+    """factor_in_place by one LAPACK dgeqrf on Phi^T in place (CPU, float64, in memory); None where LAPACK would
+    copy (a strided or file-backed matrix), so that the caller falls back to the blocked path."""
+    if (work.device.type != "cpu" or work.dtype != torch.float64 or not work.is_contiguous()
+            or hasattr(work, "_scratch_file")):  # on disk: the blocked path reads the file a panel at a time
+        return None
+    n, m = work.shape
+    phi_t = work.numpy().T  # Fortran-ordered m x n view of the same memory: what LAPACK factorises in place
+    lwork, _ = scipy.linalg.lapack.dgeqrf_lwork(m, n)
+    qr, _, _, info = scipy.linalg.lapack.dgeqrf(phi_t, lwork=int(lwork.real), overwrite_a=1)
+    if info != 0 or not np.shares_memory(qr, phi_t):
+        raise RuntimeError(f"LAPACK dgeqrf failed in place (info {info})")
+    lower = work[:, :n]
+    lower.tril_()  # R^T; above the diagonal (and right of column n) lie the reflectors, not needed
+    work[:, n:].zero_()
+    return lower
 
 
 @torch.no_grad()
@@ -185,7 +204,8 @@ def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-1
                 "rank_float32": None, "full_rank_float32": False}
     in_place = overwrite and features.dtype == torch.float64
     work = features if in_place else features.to(torch.float64, copy=True)
-    lower = factor_in_place(work, block, chunk_bytes)
+    lower = factor_lapack(work) if block == BLOCK else None  # a test's small block asks for the blocked path
+    lower = factor_in_place(work, block, chunk_bytes) if lower is None else lower
     gen = torch.Generator().manual_seed(0)
 
     def start_vector() -> torch.Tensor:

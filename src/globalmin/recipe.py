@@ -33,8 +33,8 @@ from globalmin.base import finish
 from globalmin.certificate import certify, certify_model, choose_method, feature_matrix
 from globalmin.models import WideHeadResNet, build_model, parameter_groups
 from globalmin.runinfo import generator, write_json
-from globalmin.train import (Batches, CheckpointError, Loop, Resume, evaluate_model, load_tau_state, make_optimizer,
-                             run_id, score, set_lr, setup)
+from globalmin.train import (Batches, CheckpointError, Loop, Resume, Speed, evaluate_model, load_tau_state,
+                             make_optimizer, run_id, score, set_lr, setup)
 
 PHASE2_TRAINS = {"head": ("head",), "wide_head": ("wide", "head"), "all": ("body", "wide", "head")}
 NOISE_ON = {"wide": ("wide",), "all_hidden": ("body", "wide"), "none": ()}
@@ -93,14 +93,14 @@ def cached_features(model: WideHeadResNet, x: torch.Tensor, batch_size: int) -> 
 
 
 def phase2_step(model: WideHeadResNet, optimizer: torch.optim.Optimizer, batches: Batches, head_only: bool,
-                train_features: torch.Tensor | None, use_bf16: bool) -> Callable[[int, float], torch.Tensor]:
+                train_features: torch.Tensor | None, speed: Speed) -> Callable[[int, float], torch.Tensor]:
     """One phase-2 iteration: the head on cached features (no augmentation), the head on the frozen body's output
     of an augmented batch, or, when more than the head trains, the whole network (in eval mode)."""
-    device_type = batches.data.y_train.device.type
+    device = batches.data.y_train.device
 
     def step(it: int, lr: float) -> torch.Tensor:
         set_lr(optimizer, lr)
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=use_bf16):
+        with speed.autocast(device):
             if train_features is not None:
                 idx = batches.indices(it)
                 logits, y = model.head(train_features[idx]), batches.data.y_train[idx]
@@ -129,7 +129,7 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     model_cfg, train_cfg = state["config"]["model"], state["config"]["train"]
     seed, augmented, tau_fraction = state["seed"], state["augment"], state["tau_fraction"]
     condition = state.get("condition", {})
-    data, schedule, milestones, device = setup(data_path, augmented, train_cfg, tau_fraction, condition, threads)
+    data, schedule, milestones, device, speed = setup(data_path, augmented, train_cfg, tau_fraction, condition, threads)
     if asdict(schedule) != state["schedule"]:
         raise CheckpointError(f"tau-state {tau_state_path} was made for schedule {state['schedule']}, "
                               f"but this data and config give {asdict(schedule)}; rerun the base run")
@@ -165,10 +165,10 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     train_features = cached_features(model, data.x_train, batch) if cached and not augmented else None
     test_features = cached_features(model, data.x_test, batch) if cached else None
     spec = aug.spec_for(data.name) if augmented else None
-    use_bf16 = train_cfg["bf16"] and device.type == "cuda"
-    loop.step = phase2_step(model, optimizer, Batches(seed, data, train_cfg["batch_size"], schedule, spec), cached,
-                            train_features, use_bf16)
-    loop.evaluate = phase2_evaluator(model, data, train_features, test_features, batch)
+    model.to(memory_format=speed.memory_format)
+    loop.step = phase2_step(model, optimizer, Batches(seed, data, train_cfg["batch_size"], schedule, spec,
+                                                      speed.memory_format), cached, train_features, speed)
+    loop.evaluate = phase2_evaluator(model, data, train_features, test_features, batch, speed)
     # the head at tau and at every epoch end (for the gap curve), as tensors: the resume file pickles them each
     # epoch, and nested Python lists of floats made that cost two thirds of an augmented run (measured)
     heads: list[torch.Tensor] = resume.extra["heads"]
@@ -197,15 +197,16 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
 
 
 def phase2_evaluator(model: WideHeadResNet, data: Any, train_features: torch.Tensor | None,
-                     test_features: torch.Tensor | None, batch: int) -> Callable[[], dict[str, float]]:
+                     test_features: torch.Tensor | None, batch: int,
+                     speed: Speed | None = None) -> Callable[[], dict[str, float]]:
     """Score the current head: on cached features where they exist, else the whole network in eval mode."""
     if test_features is None:
-        return lambda: evaluate_model(model, data, batch)
+        return lambda: evaluate_model(model, data, batch, speed)
     if train_features is None:  # augmented: training features are not cached, but un-augmented ones are scored
         train_features = cached_features(model, data.x_train, batch)
 
     def evaluate() -> dict[str, float]:
-        with torch.no_grad():
+        with torch.no_grad(), (speed or Speed()).autocast(data.y_train.device):
             train_objective, train_error = score(model.head, train_features, data.y_train, batch)
             _, test_error = score(model.head, test_features, data.y_test, batch)
         return {"train_objective": train_objective, "train_error": train_error, "test_error": test_error}

@@ -84,21 +84,33 @@ class Batches:
     """The mini-batch of iteration `it`: epoch e's order is a permutation drawn from (seed, 'shuffle', e), and an
     augmented run's images are augmented with draws from (seed, 'augment', it).
 
-    The permutation is drawn on the CPU (the same draws on every device) and moved to the device once per
-    epoch, so a step slices a device tensor instead of copying indices from the host.
+    Draws are made on the CPU (the same numbers on every device) for a whole epoch at once and moved to the
+    device in one copy, so a step only slices device tensors: no host sync and no host-to-device copy per step.
+    `memory_format` is the layout the model wants its inputs in (channels_last on a GPU).
     """
 
     def __init__(self, seed: int, data: datamod.Prepared, batch_size: int, schedule: Schedule,
-                 spec: Augmentation | None = None):
+                 spec: Augmentation | None = None, memory_format: torch.memory_format = torch.contiguous_format):
         self.seed, self.data, self.batch_size, self.schedule, self.spec = seed, data, batch_size, schedule, spec
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+        self.memory_format = memory_format
+        self._epoch, self._perm, self._params = -1, torch.empty(0, dtype=torch.long), {}
+
+    def _draw_epoch(self, epoch: int) -> None:
+        """Permutation and augmentation parameters of every iteration of `epoch`, onto the device at once."""
+        device = self.data.y_train.device
+        perm = torch.randperm(self.data.n_train, generator=generator(self.seed, "shuffle", epoch))
+        self._epoch, self._perm, self._params = epoch, perm.to(device), {}
+        if self.spec is not None:
+            first, bs = epoch * self.schedule.iters_per_epoch, self.batch_size
+            draws = [aug.draw(self.spec, len(perm[k * bs:(k + 1) * bs]), generator(self.seed, "augment", first + k))
+                     for k in range(self.schedule.iters_per_epoch)]
+            self._params = {key: torch.cat([d[key] for d in draws]).to(device) for key in draws[0]}
 
     def indices(self, it: int) -> torch.Tensor:
         """Training-set indices of iteration `it`, on the data's device."""
         epoch, k = divmod(it, self.schedule.iters_per_epoch)
         if epoch != self._epoch:
-            perm = torch.randperm(self.data.n_train, generator=generator(self.seed, "shuffle", epoch))
-            self._epoch, self._perm = epoch, perm.to(self.data.y_train.device)
+            self._draw_epoch(epoch)
         return self._perm[k * self.batch_size:(k + 1) * self.batch_size]
 
     def __call__(self, it: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,8 +118,54 @@ class Batches:
         idx = self.indices(it)
         x = self.data.x_train[idx]
         if self.spec is not None:
-            x = aug.augment(x, self.spec, generator(self.seed, "augment", it))
-        return x, self.data.y_train[idx]
+            k = it % self.schedule.iters_per_epoch
+            part = slice(k * self.batch_size, (k + 1) * self.batch_size)
+            x = aug.apply(x, self.spec, {key: value[part] for key, value in self._params.items()})
+        return x.contiguous(memory_format=self.memory_format), self.data.y_train[idx]
+
+
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How a run uses its device (config `train`: bf16, channels_last, compile); the defaults are plain float32.
+
+    bf16 acts on CUDA only (`speed_for`); certificates and the optimum stay float64 whatever these say, because
+    they build their own float64 features.
+    """
+
+    bf16: bool = False  # bf16 autocast for training steps and evaluation
+    channels_last: bool = False  # NHWC activations: cuDNN's tensor cores and oneDNN's CPU kernels want them
+    compile: str = "none"  # torch.compile mode of the training forward; 'reduce-overhead' adds CUDA graphs
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout of the model's inputs and convolution weights."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """The autocast context of a forward pass (a no-op without bf16)."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def prepare(self, model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Put the model in its layout; the forward the training step calls (compiled if asked)."""
+        model.to(memory_format=self.memory_format)
+        if self.compile == "none":
+            return model
+        return torch.compile(model, mode=None if self.compile == "default" else self.compile)
+
+
+def speed_for(train_cfg: dict[str, Any], device: torch.device) -> Speed:
+    """A run's Speed from its train section; on CUDA, also TF32 matmuls and cuDNN autotuning (train.tf32,
+    train.cudnn_benchmark), which change float32 rounding and algorithm choice but never float64 work."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(train_cfg.get("tf32", True))
+        torch.backends.cudnn.benchmark = bool(train_cfg.get("cudnn_benchmark", True))
+    return Speed(bf16=cuda and bool(train_cfg.get("bf16", False)),
+                 channels_last=bool(train_cfg.get("channels_last", True)),
+                 compile=train_cfg.get("compile", "none"))
 
 
 @torch.no_grad()
@@ -124,12 +182,14 @@ def score(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
     return totals[0] / len(labels), 100.0 * totals[1] / len(labels)
 
 
-def evaluate_model(model: torch.nn.Module, data: datamod.Prepared, batch_size: int = 2048) -> dict[str, float]:
+def evaluate_model(model: torch.nn.Module, data: datamod.Prepared, batch_size: int = 2048,
+                   speed: Speed | None = None) -> dict[str, float]:
     """Full training-set objective (mean cross-entropy, un-augmented, eval mode) and train/test error in %."""
     was_training = model.training
     model.eval()
-    train_objective, train_error = score(model, data.x_train, data.y_train, batch_size)
-    _, test_error = score(model, data.x_test, data.y_test, batch_size)
+    with (speed or Speed()).autocast(data.y_train.device):
+        train_objective, train_error = score(model, data.x_train, data.y_train, batch_size)
+        _, test_error = score(model, data.x_test, data.y_test, batch_size)
     model.train(was_training)
     return {"train_objective": train_objective, "train_error": train_error, "test_error": test_error}
 
@@ -266,6 +326,25 @@ def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) 
                            weight_decay=train_cfg["weight_decay"], nesterov=train_cfg["nesterov"])
 
 
+def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, batches: Batches,
+             speed: Speed) -> Callable[[int, float], torch.Tensor]:
+    """`base`'s iteration on the whole network: batch `it`, learning rate `lr`, one optimizer step; returns the
+    loss on the device (no host sync)."""
+    device = batches.data.y_train.device
+
+    def step(it: int, lr: float) -> torch.Tensor:
+        x, y = batches(it)
+        set_lr(optimizer, lr)
+        with speed.autocast(device):
+            loss = F.cross_entropy(forward(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every parameter group's learning rate."""
     for group in optimizer.param_groups:
@@ -274,16 +353,16 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def setup(data_path: str | Path, augmented: bool, train_cfg: dict[str, Any], tau_fraction: float,
           condition: dict[str, Any] | None = None, threads: int | None = None
-          ) -> tuple[datamod.Prepared, Schedule, list[int], torch.device]:
+          ) -> tuple[datamod.Prepared, Schedule, list[int], torch.device, Speed]:
     """Load the run's data (with its condition's labels) onto its device and derive the schedule base and A(base)
-    share."""
+    share, and how the run uses its device."""
     if threads:
         limit_threads(threads)
     device = resolve_device(train_cfg["device"])
     data = datamod.with_condition(datamod.load(data_path), condition or {}).to(device)
     epochs, milestones = epochs_for(train_cfg, augmented)
     schedule = make_schedule(data.n_train, train_cfg["batch_size"], epochs, tau_fraction)
-    return data, schedule, milestones, device
+    return data, schedule, milestones, device, speed_for(train_cfg, device)
 
 
 def tau_state_name(tau_fraction: float | None = None) -> str:

@@ -12,7 +12,7 @@ rule train_base:
         run_dir=out_dir,
     threads: config["train"]["threads"]
     resources:
-        gpu=GPU_JOBS,
+        gpu_slots=GPU_JOBS,
     log:
         "logs/train/{dataset}/{condition}/{aug}/seed{seed}/base.log",
     benchmark:

@@ -20,7 +20,7 @@ rule beyond_ntk:
         settings=as_json({**config["beyond_ntk"], "ntk_depth": config["ntk"]["depth"]}),
     threads: config["train"]["threads"]
     resources:
-        gpu=GPU_JOBS,
+        gpu_slots=GPU_JOBS,
     log:
         "logs/beyond_ntk.log",
     benchmark:

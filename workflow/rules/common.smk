@@ -135,7 +135,7 @@ def uses_gpu():
     return device.startswith("cuda") or (device == "auto" and shutil.which("nvidia-smi") is not None)
 
 
-# Training jobs claim one `gpu` resource where a GPU will be used, so that with `--resources gpu=1`
-# (profiles/default) they queue for the device instead of sharing it; on CPU they claim none.
+# Training jobs claim one `gpu_slots` resource where a GPU will be used: `--resources gpu_slots=k`
+# (profiles/default: k = 1) lets k of them share the GPU at once and queues the rest; on CPU they claim none.
 GPU_JOBS = int(uses_gpu())
 ENV = "../envs/globalmin.yaml"

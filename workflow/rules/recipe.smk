@@ -14,7 +14,7 @@ rule train_recipe:
         run_dirs=recipe_dirs,
     threads: config["train"]["threads"]
     resources:
-        gpu=GPU_JOBS,
+        gpu_slots=GPU_JOBS,
     log:
         "logs/train/{dataset}/{condition}/{aug}/seed{seed}/recipe.log",
     benchmark:

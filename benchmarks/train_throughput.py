@@ -1,0 +1,381 @@
+"""Training speed: the project's base and A(base) against a plain PyTorch loop, side by side in one run.
+
+The plain loop is what one would write first: a DataLoader over a TensorDataset (shuffle, CPU tensors copied
+to the device per batch), float32, evaluation of the full train and test sets every epoch with `.item()` per
+batch, and A(base) as its own run (phase 1 again from the initialisation, then phase 2 through the whole
+network with the body frozen). Same network, data shape, batch size, steps and seeds as the project.
+
+Parts (--parts):
+  steps     images/s of training steps, project vs plain, for the shapes in --shapes: `digits` (the default
+            config's network on 1x8x8) and `paper` (ResNet-18 + wide layer m_H = 50,000 on 3x32x32, CIFAR-10's
+            shape, synthetic data). The project runs with everything off (float32, NCHW: the loop alone) and
+            with the default config (channels_last; on CUDA also TF32 and cuDNN autotuning); on CUDA also with
+            config/paper.yaml's bf16 and each torch.compile mode in --compile-modes, with MFU against the
+            device's bf16 matmul rate measured here.
+  pair      (digits, no augmentation, default config, one thread) a whole base + A(base) pair. Each variant runs
+            in its own process, which reports the seconds it spent training (steps and per-epoch scoring; for
+            the project Loop.run and phase 2's feature caching, not its certificates or exact optimum):
+            `project` (base.run then recipe.run), `plain` (two independent runs, as two plain scripts would
+            do) and `plain_branched` (A(base) continues from a copy of base at tau: what is left of the gain
+            once phase 1 is shared). Also the process wall times, and the project as its two pipeline jobs
+            (`globalmin train-base`, `train-recipe`: start-up, certificates and optimum included).
+  concurrent  k processes training `paper` at once on one device, k in --concurrent: total images/s, and the
+            k to use as the `gpu_slots` resource (profiles/default).
+Usage: python benchmarks/train_throughput.py [--device cpu|cuda] [--parts steps pair concurrent] [--out FILE]
+Every GPU measurement in one call: bash benchmarks/gpu.sh
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from globalmin import data as datamod
+from globalmin import recipe
+from globalmin.models import init_model
+from globalmin.runinfo import limit_threads, read_json
+from globalmin.train import Batches, make_optimizer, make_schedule, sgd_step, speed_for
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+PAPER_MODEL = {"widths": [64, 128, 256, 512], "blocks": [2, 2, 2, 2], "wide_width": 50000,
+               "require_expressivity": False, "wide_activation": "tanh"}
+SHAPES = {"digits": (1, 8, CONFIG["model"], 1297), "paper": (3, 32, PAPER_MODEL, 4096)}  # channels, size, model, n
+
+
+def synthetic(shape: str, device: torch.device) -> datamod.Prepared:
+    """Random images of a shape's size in [0, 1] and labels: the data the step timings train on."""
+    channels, size, _, n = SHAPES[shape]
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(n, channels, size, size, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+    return datamod.Prepared(shape, x, y, x[:512], y[:512], 10, {}).to(device)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device (timings must include the work queued on a GPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
+    """The project's training step (train.Batches + train.sgd_step with the config's device settings)."""
+    data = synthetic(shape, device)
+    model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
+    speed = speed_for(train_cfg, device)
+    schedule = make_schedule(data.n_train, 64, 1000, 0.9)
+    batches = Batches(0, data, 64, schedule, None, speed.memory_format)
+    step = sgd_step(speed.prepare(model), make_optimizer(list(model.parameters()), train_cfg), batches, speed)
+    return lambda it: step(it, 0.01), model_flops(model, data)
+
+
+def plain_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
+    """A plain loop's step: DataLoader batch from CPU tensors, copied to the device, float32."""
+    data = synthetic(shape, torch.device("cpu"))
+    model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True)
+    batches = iter(())
+
+    def step(it: int) -> None:
+        nonlocal batches
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        x, y = batch[0].to(device), batch[1].to(device)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step, model_flops(model, data)
+
+
+def model_flops(model: torch.nn.Module, data: datamod.Prepared) -> int:
+    """Counted FLOPs of one training step (forward and backward) at batch 64."""
+    x, y = data.x_train[:64].clone(), data.y_train[:64].clone()
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict[str, Any], seconds: float,
+               warmup: int, start_at: float | None = None) -> dict[str, Any]:
+    """Images/s of a step over about `seconds` after `warmup` steps (compilation happens there)."""
+    step, flops = make(shape, device, train_cfg)
+    for it in range(warmup):
+        step(it)
+    sync(device)
+    while start_at is not None and time.time() < start_at:  # concurrent runs start timing together
+        time.sleep(0.001)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for it in range(warmup + done, warmup + done + 10):
+            step(it)
+        done += 10
+        sync(device)
+    elapsed = time.perf_counter() - start
+    return {"images_per_s": 64 * done / elapsed, "steps": done, "seconds": elapsed,
+            "tflops_per_s": flops * done / elapsed / 1e12, "train_step_gflops": flops / 1e9}
+
+
+def bf16_matmul_rate(device: torch.device) -> float:
+    """The device's measured dense bf16 matmul FLOP/s (8192^3), the denominator of MFU."""
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ a
+    sync(device)
+    start, reps = time.perf_counter(), 20
+    for _ in range(reps):
+        a @ a
+    sync(device)
+    return 2 * 8192 ** 3 * reps / (time.perf_counter() - start)
+
+
+def variants(device: torch.device, compile_modes: list[str]) -> dict[str, tuple[Callable, dict[str, Any]]]:
+    """name -> (step maker, train section): the plain loop and the project's settings to compare."""
+    fp32 = {**CONFIG["train"], "bf16": False, "channels_last": False, "tf32": False, "cudnn_benchmark": False}
+    out = {"plain": (plain_steps, fp32), "project_nchw_fp32": (project_steps, fp32),
+           "project_default": (project_steps, CONFIG["train"])}  # config.yaml: channels_last (+ TF32 on CUDA)
+    if device.type == "cuda":
+        fast = {**CONFIG["train"], "bf16": True}  # config/paper.yaml's GPU settings
+        out["project_bf16"] = (project_steps, fast)
+        for mode in compile_modes:
+            out[f"project_bf16_compile_{mode}"] = (project_steps, {**fast, "compile": mode})
+    return out
+
+
+def run_steps(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The steps part: every variant on every shape, with ratios to the plain loop (and MFU on CUDA)."""
+    peak = bf16_matmul_rate(device) if device.type == "cuda" else None
+    result: dict[str, Any] = {"bf16_matmul_tflops_measured": peak and peak / 1e12}
+    for shape in args.shapes:
+        rows = {}
+        for name, (make, train_cfg) in variants(device, args.compile_modes).items():
+            rows[name] = time_steps(make, shape, device, train_cfg, args.seconds, args.warmup)
+            rows[name]["ratio_to_plain"] = rows[name]["images_per_s"] / rows["plain"]["images_per_s"]
+            if peak:
+                rows[name]["mfu"] = rows[name]["tflops_per_s"] * 1e12 / peak
+            print(shape, name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
+        result[shape] = rows
+    return result
+
+
+def run_concurrent(args: argparse.Namespace) -> dict[str, Any]:
+    """k processes training `paper` at once with the project's best settings: total images/s per k."""
+    out = {}
+    for k in args.concurrent:
+        start_at = time.time() + 60 + 20 * k  # after every process has warmed up (and compiled)
+        cmd = [sys.executable, __file__, "--device", args.device, "--one-step-run", "paper", "--seconds",
+               str(args.seconds), "--start-at", str(start_at), "--compile", args.concurrent_compile]
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
+        runs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        out[str(k)] = {"total_images_per_s": sum(r["images_per_s"] for r in runs),
+                       "per_process": [r["images_per_s"] for r in runs]}
+        print("concurrent", k, out[str(k)], flush=True)
+    best = max(out, key=lambda k: out[k]["total_images_per_s"])
+    return {"by_k": out, "best_gpu_slots": int(best), "compile": args.concurrent_compile}
+
+
+def plain_run(data: datamod.Prepared, model_cfg: dict[str, Any], train_cfg: dict[str, Any], seed: int,
+              start: int, stop: int, phase2_from: int | None = None,
+              model: torch.nn.Module | None = None) -> torch.nn.Module:
+    """A plain training run over iterations [start, stop), evaluating every epoch; from `phase2_from` on, A(base)'s
+    phase 2 (batch norm fixed, the wide layer perturbed, only the head trained, the whole network run forward)."""
+    model = model or init_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train, seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=train_cfg["lr"], momentum=train_cfg["momentum"],
+                                weight_decay=train_cfg["weight_decay"])
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=train_cfg["batch_size"],
+                        shuffle=True, generator=torch.Generator().manual_seed(seed))
+    ipe, milestone = len(loader), train_cfg["milestones"]["plain"][0]
+    it = start
+    while it < stop:
+        for x, y in loader:
+            if it == phase2_from:
+                model.eval()
+                recipe.perturb(model, "wide", 1e-3, seed)
+                for name, p in model.named_parameters():
+                    p.requires_grad_(name.startswith("head"))
+                optimizer = torch.optim.SGD(model.head.parameters(), lr=train_cfg["lr"],
+                                            momentum=train_cfg["momentum"], weight_decay=train_cfg["weight_decay"])
+            for group in optimizer.param_groups:
+                group["lr"] = train_cfg["lr"] * (0.1 if it // ipe >= milestone else 1.0)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            it += 1
+            if it % ipe == 0:
+                plain_evaluate(model, data)
+            if it == stop:
+                break
+    return model
+
+
+def plain_evaluate(model: torch.nn.Module, data: datamod.Prepared) -> tuple[float, float, float]:
+    """Train objective and train/test error over DataLoaders, one `.item()` per batch (a plain loop's way)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for x_all, y_all in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
+            loss = wrong = 0.0
+            for x, y in DataLoader(TensorDataset(x_all, y_all), batch_size=2048):
+                logits = model(x)
+                loss += F.cross_entropy(logits, y, reduction="sum").item()
+                wrong += (logits.argmax(1) != y).sum().item()
+            out += [loss / len(y_all), 100 * wrong / len(y_all)]
+    model.train(was_training)
+    return out[0], out[1], out[3]
+
+
+def pair_job(name: str, data_path: str, out: str) -> dict[str, float]:
+    """One pair in this process (one thread); the seconds spent training, per-epoch scoring included: the
+    project's Loop.run and phase-2 feature caching (not its certificates or optimum), or the plain loop."""
+    limit_threads(1)
+    spent = {"training_s": 0.0}
+
+    def timed(fn: Callable) -> Callable:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent["training_s"] += time.perf_counter() - start
+        return wrapper
+
+    if name == "project":
+        from globalmin import base, train
+
+        train.Loop.run = timed(train.Loop.run)
+        recipe.cached_features = timed(recipe.cached_features)
+        base.run({**pair_settings(), "seed": 0, "augment": False}, {"data": data_path}, {"run_dir": f"{out}/base"})
+        recipe.run({**recipe_settings(), "threads": 1}, {"data": data_path, "tau_states": [f"{out}/base/tau_state.pt"]},
+                   {"run_dirs": [f"{out}/recipe"]})
+        return spent
+    global plain_run
+    plain_run = timed(plain_run)
+    data = datamod.load(data_path)
+    train_cfg, model_cfg = CONFIG["train"], CONFIG["model"]
+    schedule = make_schedule(data.n_train, train_cfg["batch_size"], train_cfg["epochs"]["plain"],
+                             CONFIG["recipe"]["tau_fraction"])
+    if name == "plain_branched":  # A(base) continues from a copy of base's state at tau
+        at_tau = plain_run(data, model_cfg, train_cfg, 0, 0, schedule.tau)
+        final = copy.deepcopy(at_tau)
+        plain_run(data, model_cfg, train_cfg, 0, schedule.tau, schedule.total, model=final)  # base on to T
+        plain_run(data, model_cfg, train_cfg, 0, schedule.tau, schedule.total, schedule.tau, model=at_tau)
+    else:  # two independent runs, as two plain scripts would be
+        plain_run(data, model_cfg, train_cfg, 0, 0, schedule.total)
+        plain_run(data, model_cfg, train_cfg, 0, 0, schedule.total, schedule.tau)
+    return spent
+
+
+def pair_settings() -> dict[str, Any]:
+    """train-base's settings for the default config's standard run."""
+    return {"model": CONFIG["model"], "train": CONFIG["train"], "tau_fraction": CONFIG["recipe"]["tau_fraction"],
+            "ablation": [], "condition": {"name": "standard", "labels": "dataset", "label_seed": 0},
+            "certificate": {"method": "auto", "scratch": None}}
+
+
+def recipe_settings() -> dict[str, Any]:
+    """train-recipe's settings (the default recipe section)."""
+    return {k: v for k, v in CONFIG["recipe"].items() if k != "tau_ablation"}
+
+
+def run_pair(repeats: int) -> dict[str, Any]:
+    """The pair as the project's two pipeline jobs, and each variant in one process (training seconds inside)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = str(tmp / "digits.pt")
+        datamod.prepare("digits", data, CONFIG["data"]["digits"])
+        jobs = [["globalmin", "train-base", "--data", data, "--config", json.dumps(pair_settings()), "--seed", "0",
+                 "--augment", "noaug", "--threads", "1", "--out-dir", str(tmp / "jobs" / "base")],
+                ["globalmin", "train-recipe", "--data", data, "--tau-states", str(tmp / "jobs" / "base" / "tau_state.pt"),
+                 "--recipe", json.dumps(recipe_settings()), "--threads", "1", "--out-dirs", str(tmp / "jobs" / "recipe")]]
+        names = ["project", "plain", "plain_branched"]
+        wall: dict[str, list[float]] = {name: [] for name in names + ["project_jobs"]}
+        training: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(repeats):  # interleaved, so that a change in machine load hits every variant alike
+            for name in names:
+                start = time.perf_counter()
+                done = subprocess.run([sys.executable, __file__, "--pair-job", name, data, str(tmp / f"{name}{r}")],
+                                      check=True, capture_output=True, text=True)
+                wall[name].append(time.perf_counter() - start)
+                training[name].append(json.loads(done.stdout.strip().splitlines()[-1])["training_s"])
+            start = time.perf_counter()
+            for cmd in jobs:
+                subprocess.run(cmd, check=True, capture_output=True)
+            wall["project_jobs"].append(time.perf_counter() - start)
+        final = read_json(tmp / "jobs" / "recipe" / "metrics.json")["final"]
+    best_training = {name: min(t) for name, t in training.items()}
+    best_wall = {name: min(t) for name, t in wall.items()}
+    return {"training_seconds": training, "process_seconds": wall, "training_seconds_best": best_training,
+            "process_seconds_best": best_wall, "project_final": final,
+            "training_speedup_vs_plain": best_training["plain"] / best_training["project"],
+            "training_speedup_vs_plain_branched": best_training["plain_branched"] / best_training["project"],
+            "process_speedup_vs_plain": best_wall["plain"] / best_wall["project"],
+            "jobs_speedup_vs_plain": best_wall["plain"] / best_wall["project_jobs"]}
+
+
+def main() -> None:
+    """Run the chosen parts and write the JSON record."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--parts", nargs="+", default=["steps", "pair"], choices=["steps", "pair", "concurrent"])
+    parser.add_argument("--shapes", nargs="+", default=["digits", "paper"], choices=list(SHAPES))
+    parser.add_argument("--compile-modes", nargs="*", default=["default", "reduce-overhead"])
+    parser.add_argument("--concurrent", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--concurrent-compile", default="none")
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per step measurement")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="pair: interleaved repeats (the best is kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1, as a pipeline job)")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--pair-job", nargs=3, help=argparse.SUPPRESS)  # internal: one pair in this process
+    parser.add_argument("--one-step-run", help=argparse.SUPPRESS)  # internal: one concurrent process
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--compile", default="none", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pair_job:
+        print(json.dumps(pair_job(*args.pair_job)))
+        return
+    limit_threads(args.threads)
+    device = torch.device(args.device)
+    if args.one_step_run:
+        cfg = {**CONFIG["train"], "bf16": True, "compile": args.compile}
+        print(json.dumps(time_steps(project_steps, args.one_step_run, device, cfg, args.seconds, args.warmup,
+                                    args.start_at)))
+        return
+    record: dict[str, Any] = {
+        "what": "training throughput of the project against a plain PyTorch loop (benchmarks/train_throughput.py)",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "torch_threads": args.threads},
+        "date": time.strftime("%Y-%m-%d")}
+    if "steps" in args.parts:
+        record["steps"] = run_steps(args, device)
+    if "pair" in args.parts:
+        record["pair"] = run_pair(args.repeats)
+        print("pair", {k: v for k, v in record["pair"].items() if k != "seconds_all"}, flush=True)
+    if "concurrent" in args.parts:
+        record["concurrent"] = run_concurrent(args)
+    if args.out:
+        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
