@@ -6,6 +6,7 @@
 # the paper profile's cost projected from the measured training rate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # the package without installing it (GPU machines)
 gpu=$(python -c "import re, torch; m = re.search(r'\b([A-Z]+[0-9]+)\b', torch.cuda.get_device_name()); print(m[1].lower() if m else 'gpu')")
 out=benchmarks/results
 python benchmarks/train_throughput.py --device cuda --parts steps concurrent --shapes digits paper \

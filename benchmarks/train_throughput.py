@@ -19,7 +19,7 @@ Parts (--parts):
             do) and `plain_branched` (A(base) continues from a copy of base at tau: what is left of the gain
             once phase 1 is shared). Also the process wall times, and the project as its two pipeline jobs
             (`globalmin train-base`, `train-recipe`: start-up, certificates and optimum included).
-  concurrent  k processes training `paper` at once on one device, k in --concurrent: total images/s, and the
+  concurrent  k processes training `paper` (--concurrent-shape) at once on one device, k in --concurrent: total images/s, and the
             k to use as the `gpu_slots` resource (profiles/default).
 Usage: python benchmarks/train_throughput.py [--device cpu|cuda] [--parts steps pair concurrent] [--out FILE]
 Every GPU measurement in one call: bash benchmarks/gpu.sh
@@ -180,16 +180,18 @@ def run_concurrent(args: argparse.Namespace) -> dict[str, Any]:
     """k processes training `paper` at once with the project's best settings: total images/s per k."""
     out = {}
     for k in args.concurrent:
-        start_at = time.time() + 60 + 20 * k  # after every process has warmed up (and compiled)
-        cmd = [sys.executable, __file__, "--device", args.device, "--one-step-run", "paper", "--seconds",
-               str(args.seconds), "--start-at", str(start_at), "--compile", args.concurrent_compile]
+        start_at = time.time() + args.concurrent_delay * (1 + k / 3)  # after every process has warmed up
+        cmd = [sys.executable, __file__, "--device", args.device, "--one-step-run", args.concurrent_shape,
+               "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--start-at", str(start_at),
+               "--compile", args.concurrent_compile]
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
         runs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
         out[str(k)] = {"total_images_per_s": sum(r["images_per_s"] for r in runs),
                        "per_process": [r["images_per_s"] for r in runs]}
         print("concurrent", k, out[str(k)], flush=True)
     best = max(out, key=lambda k: out[k]["total_images_per_s"])
-    return {"by_k": out, "best_gpu_slots": int(best), "compile": args.concurrent_compile}
+    return {"by_k": out, "best_gpu_slots": int(best), "compile": args.concurrent_compile,
+            "shape": args.concurrent_shape}
 
 
 def plain_run(data: datamod.Prepared, model_cfg: dict[str, Any], train_cfg: dict[str, Any], seed: int,
@@ -340,7 +342,10 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["digits", "paper"], choices=list(SHAPES))
     parser.add_argument("--compile-modes", nargs="*", default=["default", "reduce-overhead"])
     parser.add_argument("--concurrent", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--concurrent-compile", default="none")
+    parser.add_argument("--concurrent-compile", default="none", help="concurrent: torch.compile mode")
+    parser.add_argument("--concurrent-shape", default="paper", choices=list(SHAPES))
+    parser.add_argument("--concurrent-delay", type=float, default=60.0,
+                        help="concurrent: seconds to warm up (and compile) before timing starts")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per step measurement")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="pair: interleaved repeats (the best is kept)")
