@@ -153,14 +153,16 @@ def b2_claim(runs: pd.DataFrame, cfg: dict[str, Any], evidence: list[str]) -> di
                                   "uncertified": float(uncertified.max_abs_param.median())
                                   if len(uncertified) else None}},
         verdict, reconstructed=True,
-        rule=f"on non-collapsed runs: supported when every certified run has (L - LB) / max(L, "
-             f"{cfg['loss_floor']:g} x zero loss) <= {cfg['gap_tol']:g}, no run has L - LB below "
-             f"-{cfg['contribution_tol']:g} ||y||^2, L - LB rises with ||grad L|| (Spearman "
-             f"over both ends of every run, p < "
-             f"{cfg['alpha']}), and rank J rises with the parameter count for every data kind and activation "
-             f"(Spearman > 0, p < {cfg['alpha']}); not supported when a certified gap exceeds the tolerance, a "
-             f"gap is below -tolerance or rank J falls significantly; otherwise inconclusive. Uncertified ReLU runs "
-             f"with a pre-activation within {cfg['kink_tol']:g} of 0 are counted as sitting on a kink")
+        rule="".join((  # the clauses of the rule, in order
+            f"on non-collapsed runs: supported when every certified run has (L - LB) / max(L, {cfg['loss_floor']:g} "
+            f"x zero loss) <= {cfg['gap_tol']:g}, no run has L - LB below -{cfg['contribution_tol']:g} ||y||^2, ",
+            f"L - LB rises with ||grad L|| (Spearman over both ends of every run, p < {cfg['alpha']}), ",
+            f"and rank J rises with the parameter count for every data kind and activation (Spearman > 0, p < "
+            f"{cfg['alpha']}); ",
+            "not supported when a certified gap exceeds the tolerance, a gap is below -tolerance or rank J falls "
+            "significantly; otherwise inconclusive. ",
+            f"Uncertified ReLU runs with a pre-activation within {cfg['kink_tol']:g} of 0 are counted as sitting "
+            "on a kink")))
 
 
 def b3_check(runs: pd.DataFrame, cfg: dict[str, Any], evidence: list[str]) -> dict[str, Any]:
