@@ -271,3 +271,16 @@ def test_cli_writes_runs_claims_and_figures(tmp_path):
     assert main(["figure-local-minima", "--inputs", f"runs={out / 'runs.csv'}", "--out-dir", str(figures)]) == 0
     for name in ("local_minima", "local_minima_gap"):
         assert (figures / f"{name}.png").stat().st_size > 10_000 and (figures / f"{name}.pdf").exists()
+
+
+def test_jacobian_per_point_equals_jacrev_of_the_whole_batch():
+    from torch.func import jacrev
+
+    model = lm.build_student(5, 6, 2, 3, "tanh", 0)
+    params = lm.parameters(model)
+    x = torch.randn(11, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    j, blocks = lm.jacobian(model, params, x)
+    whole = jacrev(lambda p: lm.outputs(model, p, x))(params)
+    expected = torch.cat([b.reshape(b.shape[0], -1) for b in whole.values()], 1)
+    assert torch.equal(j, expected) and j.shape == (11 * 3, sum(p.numel() for p in params.values()))
+    assert [name for name, _ in blocks] == ["hidden.0", "hidden.1", "out"]
