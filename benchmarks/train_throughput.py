@@ -118,9 +118,11 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
                warmup: int, start_at: float | None = None) -> dict[str, Any]:
     """Images/s of a step over about `seconds` after `warmup` steps (compilation happens there)."""
     step, flops = make(shape, device, train_cfg)
+    started = time.perf_counter()
     for it in range(warmup):
         step(it)
     sync(device)
+    warmup_seconds = time.perf_counter() - started  # includes torch.compile's compilation
     while start_at is not None and time.time() < start_at:  # concurrent runs start timing together
         time.sleep(0.001)
     done, start = 0, time.perf_counter()
@@ -130,7 +132,7 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
         done += 10
         sync(device)
     elapsed = time.perf_counter() - start
-    return {"images_per_s": 64 * done / elapsed, "steps": done, "seconds": elapsed,
+    return {"images_per_s": 64 * done / elapsed, "steps": done, "seconds": elapsed, "warmup_seconds": warmup_seconds,
             "tflops_per_s": flops * done / elapsed / 1e12, "train_step_gflops": flops / 1e9}
 
 
@@ -157,6 +159,9 @@ def variants(device: torch.device, compile_modes: list[str]) -> dict[str, tuple[
         out["project_bf16"] = (project_steps, fast)
         for mode in compile_modes:
             out[f"project_bf16_compile_{mode}"] = (project_steps, {**fast, "compile": mode})
+    else:  # on the CPU only when asked (--compile-modes): compiling takes longer than a default run trains
+        for mode in compile_modes:
+            out[f"project_compile_{mode}"] = (project_steps, {**CONFIG["train"], "compile": mode})
     return out
 
 
@@ -340,7 +345,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--parts", nargs="+", default=["steps", "pair"], choices=["steps", "pair", "concurrent"])
     parser.add_argument("--shapes", nargs="+", default=["digits", "paper"], choices=list(SHAPES))
-    parser.add_argument("--compile-modes", nargs="*", default=["default", "reduce-overhead"])
+    parser.add_argument("--compile-modes", nargs="*", default=None,
+                        help="torch.compile modes to time (default: default and reduce-overhead on CUDA, none on CPU)")
     parser.add_argument("--concurrent", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--concurrent-compile", default="none", help="concurrent: torch.compile mode")
     parser.add_argument("--concurrent-shape", default="paper", choices=list(SHAPES))
@@ -356,6 +362,8 @@ def main() -> None:
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--compile", default="none", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compile_modes is None:
+        args.compile_modes = ["default", "reduce-overhead"] if args.device.startswith("cuda") else []
     if args.pair_job:
         print(json.dumps(pair_job(*args.pair_job)))
         return
