@@ -63,7 +63,8 @@ def measure(method: str, n: int, chunk_mib: int) -> dict:
             torch.linalg.qr(phi.mT, mode="r")
             sigma_min = None
         else:
-            sigma_min = certify_qr(phi, overwrite=True, chunk_bytes=chunk_mib << 20)["sigma_min"]
+            sigma_min = certify_qr(phi, overwrite=True, chunk_bytes=chunk_mib << 20,
+                                   factorisation="blocked")["sigma_min"]
         seconds = time.perf_counter() - start
         done.set()
         sampler.join()

@@ -113,7 +113,7 @@ def test_blocked_triangular_solves_and_inverse_norm():
 def test_small_blocks_match_the_exact_svd(values, certified):
     matrix = _with_singular_values(70, 80, values, seed=5)
     exact = certify(matrix, "svd")
-    blocked = certify_qr(torch.from_numpy(matrix), block=9, chunk_bytes=8 * 80 * 4)
+    blocked = certify_qr(torch.from_numpy(matrix), block=9, chunk_bytes=8 * 80 * 4, factorisation="blocked")
     assert blocked["full_rank"] == exact["full_rank"] == certified
     if certified:
         assert abs(blocked["sigma_min"] - values.min()) <= 1e-6 * values.min()
@@ -125,7 +125,7 @@ def test_out_of_core_path_factorises_a_file_backed_matrix(tmp_path):
     work = scratch_matrix(60, 75, tmp_path)
     work.copy_(torch.from_numpy(matrix))
     assert len(list(tmp_path.iterdir())) == 1  # Phi lives in the file
-    on_disk = certify_qr(work, overwrite=True, block=8, chunk_bytes=8 * 75 * 5)
+    on_disk = certify_qr(work, overwrite=True, block=8, chunk_bytes=8 * 75 * 5, factorisation="blocked")
     in_memory = certify(matrix, "qr")
     assert on_disk["in_place"] and on_disk["full_rank"]
     assert abs(on_disk["sigma_min"] - in_memory["sigma_min"]) <= 1e-9 * in_memory["sigma_min"]
@@ -158,3 +158,14 @@ def test_lapack_path_factorises_in_place_and_leaves_files_to_the_blocked_path(tm
     on_disk = scratch_matrix(60, 90, tmp_path)
     on_disk.copy_(phi)
     assert factor_lapack(on_disk) is None and factor_lapack(phi.float()) is None
+
+
+def test_certificate_records_the_factorisation_it_used():
+    matrix = torch.from_numpy(_with_singular_values(40, 50, np.logspace(0, -3, 40), seed=4))
+    lapack = certify_qr(matrix)
+    blocked = certify_qr(matrix, block=8, factorisation="blocked")
+    assert "LAPACK dgeqrf" in lapack["method"] and "block" not in lapack
+    assert "blocked" in blocked["method"] and blocked["block"] == 8
+    assert abs(lapack["sigma_min"] - blocked["sigma_min"]) <= 1e-9 * blocked["sigma_min"]
+    with pytest.raises(ValueError, match="factorisation"):
+        certify_qr(matrix, factorisation="cholesky")

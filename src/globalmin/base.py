@@ -33,7 +33,7 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     augmented, seed = bool(cfg["augment"]), int(cfg["seed"])
     model_cfg, train_cfg = cfg["model"], cfg["train"]
     data, schedule, milestones, device, speed = setup(inputs["data"], augmented, train_cfg, cfg["tau_fraction"],
-                                               condition, cfg.get("threads"))
+                                                      condition, cfg.get("threads"))
     rid = run_id(data.name, condition.get("name", "standard"), augmented, seed, "base")
     model = init_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train, seed, device)
     optimizer = make_optimizer(list(model.parameters()), train_cfg)

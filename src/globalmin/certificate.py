@@ -186,26 +186,35 @@ def largest_singular_value(lower: torch.Tensor, tol: float = 1e-12) -> float:
 
 @torch.no_grad()
 def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-12, overwrite: bool = False,
-               block: int = BLOCK, chunk_bytes: int = CHUNK_BYTES) -> dict[str, Any]:
+               block: int = BLOCK, chunk_bytes: int = CHUNK_BYTES, factorisation: str = "auto") -> dict[str, Any]:
     """sigma_min and sigma_max of `features` from the R factor of its transpose's QR (see module docstring).
 
-    With overwrite=True a float64 `features` is factorised in place (no copy: the large-n path).
+    With overwrite=True a float64 `features` is factorised in place (no copy: the large-n path). `factorisation`
+    'auto' uses LAPACK where it works in place (CPU memory) and the blocked QR elsewhere; 'blocked' always uses
+    the blocked QR (with `block` and `chunk_bytes`).
     """
     eps = float(torch.finfo(features.dtype).eps) if features.is_floating_point() else float(np.finfo(np.float64).eps)
     n, m = features.shape
     record = {"n": n, "m": m, "dtype": str(features.dtype).replace("torch.", ""), "tolerance_rule": TOLERANCE_RULE,
-              "method": "blocked in-place Householder QR of Phi^T (geqrf/ormqr, float64), inverse iteration, "
-                        "1/||R^-1||_F lower bound", "device": str(features.device), "block": block}
+              "device": str(features.device)}
+    if factorisation not in ("auto", "blocked"):
+        raise ValueError(f"factorisation must be 'auto' or 'blocked', got {factorisation!r}")
     if m < n:  # rank <= m < n: the condition fails without any factorisation
         phi = features.to(torch.float64)
         sigma_max = float(torch.linalg.matrix_norm(phi, ord=2)) if n * m <= 4_000_000 else float("nan")
-        return {**record, "sigma_min": 0.0, "sigma_min_lower_bound": 0.0, "sigma_max": sigma_max, "rank": None,
+        return {**record, "method": "none (fewer columns than rows)", "sigma_min": 0.0, "sigma_min_lower_bound": 0.0, "sigma_max": sigma_max, "rank": None,
                 "full_rank": False, "tolerance": sigma_max * max(n, m) * eps, "iterations": 0,
                 "rank_float32": None, "full_rank_float32": False}
     in_place = overwrite and features.dtype == torch.float64
     work = features if in_place else features.to(torch.float64, copy=True)
-    lower = factor_lapack(work) if block == BLOCK else None  # a test's small block asks for the blocked path
-    lower = factor_in_place(work, block, chunk_bytes) if lower is None else lower
+    lower = factor_lapack(work) if factorisation == "auto" else None
+    if lower is None:
+        lower = factor_in_place(work, block, chunk_bytes)
+        record.update(method="blocked in-place Householder QR of Phi^T (geqrf/ormqr, float64), inverse iteration, "
+                             "1/||R^-1||_F lower bound", block=block)
+    else:
+        record.update(method="in-place Householder QR of Phi^T (LAPACK dgeqrf, float64), inverse iteration, "
+                             "1/||R^-1||_F lower bound")
     gen = torch.Generator().manual_seed(0)
 
     def start_vector() -> torch.Tensor:

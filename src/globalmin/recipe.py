@@ -198,7 +198,7 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
 
 def phase2_evaluator(model: WideHeadResNet, data: Any, train_features: torch.Tensor | None,
                      test_features: torch.Tensor | None, batch: int,
-                     speed: Speed | None = None) -> Callable[[], dict[str, float]]:
+                     speed: Speed = Speed()) -> Callable[[], dict[str, float]]:
     """Score the current head: on cached features where they exist, else the whole network in eval mode."""
     if test_features is None:
         return lambda: evaluate_model(model, data, batch, speed)
@@ -206,7 +206,7 @@ def phase2_evaluator(model: WideHeadResNet, data: Any, train_features: torch.Ten
         train_features = cached_features(model, data.x_train, batch)
 
     def evaluate() -> dict[str, float]:
-        with torch.no_grad(), (speed or Speed()).autocast(data.y_train.device):
+        with torch.no_grad(), speed.autocast(data.y_train.device):
             train_objective, train_error = score(model.head, train_features, data.y_train, batch)
             _, test_error = score(model.head, test_features, data.y_test, batch)
         return {"train_objective": train_objective, "train_error": train_error, "test_error": test_error}

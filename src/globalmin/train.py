@@ -124,9 +124,6 @@ class Batches:
         return x.contiguous(memory_format=self.memory_format), self.data.y_train[idx]
 
 
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
-
-
 @dataclass(frozen=True)
 class Speed:
     """How a run uses its device (config `train`: bf16, channels_last, compile); the defaults are plain float32.
@@ -183,11 +180,11 @@ def score(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
 
 
 def evaluate_model(model: torch.nn.Module, data: datamod.Prepared, batch_size: int = 2048,
-                   speed: Speed | None = None) -> dict[str, float]:
+                   speed: Speed = Speed()) -> dict[str, float]:
     """Full training-set objective (mean cross-entropy, un-augmented, eval mode) and train/test error in %."""
     was_training = model.training
     model.eval()
-    with (speed or Speed()).autocast(data.y_train.device):
+    with speed.autocast(data.y_train.device):
         train_objective, train_error = score(model, data.x_train, data.y_train, batch_size)
         _, test_error = score(model, data.x_test, data.y_test, batch_size)
     model.train(was_training)
