@@ -3,6 +3,7 @@ the collapse flag, the study and its verdicts (claims B1, B2, B4, check B3), the
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -273,14 +274,23 @@ def test_cli_writes_runs_claims_and_figures(tmp_path):
         assert (figures / f"{name}.png").stat().st_size > 10_000 and (figures / f"{name}.pdf").exists()
 
 
-def test_jacobian_per_point_equals_jacrev_of_the_whole_batch():
-    from torch.func import jacrev
+@pytest.mark.parametrize("activation, depth, width, d_out", [("tanh", 2, 6, 3), ("relu", 3, 16, 3),
+                                                         ("tanh", 1, 2, 1), ("relu", 2, 4, 1)])
+def test_jacobian_equals_torch_func_bit_for_bit(activation, depth, width, d_out):
+    from torch.func import functional_call, jacrev, vmap
 
-    model = lm.build_student(5, 6, 2, 3, "tanh", 0)
+    model = lm.build_student(5, width, depth, d_out, activation, 0)
     params = lm.parameters(model)
     x = torch.randn(11, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     j, blocks = lm.jacobian(model, params, x)
     whole = jacrev(lambda p: lm.outputs(model, p, x))(params)
-    expected = torch.cat([b.reshape(b.shape[0], -1) for b in whole.values()], 1)
-    assert torch.equal(j, expected) and j.shape == (11 * 3, sum(p.numel() for p in params.values()))
-    assert [name for name, _ in blocks] == ["hidden.0", "hidden.1", "out"]
+    per_point = vmap(jacrev(lambda p, xi: functional_call(model, p, (xi[None],)).reshape(-1)), in_dims=(None, 0))(
+        params, x)
+    for reference in (whole, per_point):
+        expected = torch.cat([b.reshape(11 * d_out, -1) for b in reference.values()], 1)
+        assert torch.equal(j, expected)
+    assert j.shape == (11 * d_out, sum(p.numel() for p in params.values()))
+    assert [name for name, _ in blocks] == [f"hidden.{k}" for k in range(depth)] + ["out"]
+    assert blocks[0][1].start == 0 and blocks[-1][1].stop == j.shape[1]
+    assert all(a[1].stop == b[1].start for a, b in itertools.pairwise(blocks))
+    assert blocks[-1][1].stop - blocks[-1][1].start == (width + 1) * d_out

@@ -26,12 +26,16 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-from torch.func import functional_call, jacrev, vmap
+from torch.func import functional_call
 
 from globalmin.claims import write_fragment
+from globalmin.optim import SGD, Adam
 from globalmin.runinfo import UserError, derive_seed, write_text
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+# the kernel autograd runs for each activation's backward, given the gradient and the activation's output
+BACKWARD = {torch.relu: lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0),
+            torch.tanh: torch.ops.aten.tanh_backward}
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -150,13 +154,14 @@ def grad_norm(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor
 def first_order(model: Student, x: torch.Tensor, y: torch.Tensor, optimizer: str, lr: float, steps: int) -> None:
     """Full-batch Adam or GD on L, in place: moves the seeded init into a basin."""
     params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+    opt = Adam(params, lr=lr) if optimizer == "adam" else SGD(params, lr=lr)  # torch.optim's, see optim.py
     for _ in range(steps):
         opt.zero_grad()
         (0.5 * ((model(x) - y) ** 2).sum()).backward()
         opt.step()
 
 
+@torch.no_grad()
 def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad_target: float) -> int:
     """Levenberg-Marquardt on the residual f(X) − y, in place; returns the iterations used.
 
@@ -165,11 +170,16 @@ def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad
     ‖∇L‖ <= grad_target, or when no damping gives descent (a ReLU kink, or the end of float64 precision).
     """
     yv, damping = y.reshape(-1), 1e-3
+    params = dict(model.named_parameters())  # the live parameters: each trial step is written into them
+
+    def residual() -> torch.Tensor:
+        return model(x).reshape(-1) - yv  # the same arithmetic as outputs() and loss(), without their copies
+
     theta = nn.utils.parameters_to_vector(model.parameters()).detach()
-    value = float(loss(model, parameters(model), x, y))
+    value = float(0.5 * (residual() ** 2).sum())
     for it in range(iters):
-        j, _ = jacobian(model, parameters(model), x)
-        r = outputs(model, parameters(model), x).detach() - yv
+        j, _ = jacobian(model, params, x)
+        r = residual()
         g = j.T @ r
         if float(g.norm()) <= grad_target:
             return it
@@ -180,16 +190,14 @@ def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad
                 # (JᵀJ + λI)⁻¹ Jᵀ r = Jᵀ (JJᵀ + λI)⁻¹ r: the same step from either side
                 step = (j.T @ torch.cholesky_solve(r[:, None], chol)).flatten() if j.shape[0] < j.shape[1] \
                     else torch.cholesky_solve(g[:, None], chol).flatten()
-                with torch.no_grad():
-                    nn.utils.vector_to_parameters(theta - step, model.parameters())
-                trial = float(loss(model, parameters(model), x, y))
+                nn.utils.vector_to_parameters(theta - step, model.parameters())
+                trial = float(0.5 * (residual() ** 2).sum())
                 if trial < value:
                     theta, value, damping = theta - step, trial, max(damping / 3, 1e-12)
                     break
             damping *= 4
             if damping > 1e12:
-                with torch.no_grad():
-                    nn.utils.vector_to_parameters(theta, model.parameters())
+                nn.utils.vector_to_parameters(theta, model.parameters())
                 return it
     return iters
 
@@ -224,25 +232,37 @@ def train(model: Student, x: torch.Tensor, y: torch.Tensor, cfg: dict[str, Any])
 
 # ------------------------------------------------------------------------------------------ measuring
 
-def jacobian(model: nn.Module, params: dict[str, torch.Tensor],
+def jacobian(model: Student, params: dict[str, torch.Tensor],
              x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, slice]]]:
     """J (n·d_out x #params), row i·d_out + o, and each layer's column block (weight and bias together).
 
-    jacrev of one point's outputs, vmapped over the points: each point's backward runs alone. Bit-identical to
-    jacrev of the whole batch (whose basis vectors only add the other points' exact zeros) and up to 2.9x
-    faster at this study's sizes (measured: 3.75 vs 10.7 ms at depth 3, width 16, 288 rows)."""
-    def one_point(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, p, (xi[None],)).reshape(-1)
-
-    jac = vmap(jacrev(one_point), in_dims=(None, 0))(params, x)  # name -> (n, d_out, *parameter shape)
-    cols, blocks, start = [], {}, 0
-    for name, block in jac.items():
-        cols.append(block.reshape(block.shape[0] * block.shape[1], -1))
-        layer = name.rsplit(".", 1)[0]  # 'hidden.0', ..., 'out'
-        first, _ = blocks.get(layer, (start, None))
-        start += cols[-1].shape[1]
-        blocks[layer] = (first, start)
-    return torch.cat(cols, dim=1), [(k, slice(a, b)) for k, (a, b) in blocks.items()]
+    Back-propagation of every output written out for this fully-connected net, with the backward kernels autograd
+    itself runs (ATen's threshold_backward / tanh_backward, and the same matmuls). Why not torch.func: LM asks for
+    J about 17,000 times in the default study, and vmap(jacrev) of one point spends about 3 ms per call in
+    dispatch, five times this (benchmarks/results/local-minima-jacobian-cpu-2core.json). Bit-identical to
+    vmap(jacrev) and to jacrev of the whole batch (tests/test_local_minima.py)."""
+    depth = len(model.hidden)
+    layers = [f"hidden.{k}" for k in range(depth)] + ["out"]
+    weights = [params[f"{name}.weight"] for name in layers]
+    hidden = [x]  # each hidden layer's input, then the last hidden layer's output
+    for name in layers[:-1]:
+        hidden.append(model.act(torch.nn.functional.linear(hidden[-1], params[f"{name}.weight"],
+                                                           params[f"{name}.bias"])))
+    n, d_out = x.shape[0], weights[-1].shape[0]
+    grad = torch.eye(d_out, dtype=x.dtype, device=x.device).expand(n, d_out, d_out)  # d f_o / d (layer output)
+    cols: list[torch.Tensor] = []
+    for k in range(depth, -1, -1):
+        if k < depth:  # through the activation of hidden layer k, whose output is hidden[k + 1]
+            grad = BACKWARD[model.act](grad, hidden[k + 1][:, None, :].expand_as(grad))
+        cols[:0] = [(grad[..., :, None] * hidden[k][:, None, None, :]).reshape(n * d_out, -1),
+                    grad.reshape(n * d_out, -1)]
+        grad = grad @ weights[k]
+    blocks, start = [], 0
+    for name, weight_cols, bias_cols in zip(layers, cols[::2], cols[1::2]):
+        width = weight_cols.shape[1] + bias_cols.shape[1]
+        blocks.append((name, slice(start, start + width)))
+        start += width
+    return torch.cat(cols, dim=1), blocks
 
 
 def rank_tolerance(j: torch.Tensor, rtol: float) -> float:

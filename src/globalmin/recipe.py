@@ -33,6 +33,7 @@ from globalmin.base import finish
 from globalmin.certificate import certify, certify_model, choose_method, feature_matrix
 from globalmin.models import WideHeadResNet, build_model, parameter_groups
 from globalmin.runinfo import generator, write_json
+from globalmin.optim import SGD
 from globalmin.train import (Batches, CheckpointError, Loop, Resume, Speed, evaluate_model, load_tau_state,
                              make_optimizer, run_id, score, set_lr, setup)
 
@@ -68,7 +69,7 @@ def perturb(model: WideHeadResNet, noise_on: str, scale: float, seed: int) -> li
 
 
 def phase2_optimizer(model: WideHeadResNet, state: dict[str, Any], trains: str,
-                     train_cfg: dict[str, Any]) -> tuple[torch.optim.SGD, list[str]]:
+                     train_cfg: dict[str, Any]) -> tuple[SGD, list[str]]:
     """Freeze all but the phase-2 parameters; a fresh SGD on them that keeps base's momentum buffers."""
     groups = parameter_groups(model)
     names = [n for role in PHASE2_TRAINS[trains] for n in groups[role]]
@@ -92,7 +93,7 @@ def cached_features(model: WideHeadResNet, x: torch.Tensor, batch_size: int) -> 
     return torch.cat([model.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def phase2_step(model: WideHeadResNet, optimizer: torch.optim.Optimizer, batches: Batches, head_only: bool,
+def phase2_step(model: WideHeadResNet, optimizer: SGD, batches: Batches, head_only: bool,
                 train_features: torch.Tensor | None, speed: Speed) -> Callable[[int, float], torch.Tensor]:
     """One phase-2 iteration: the head on cached features (no augmentation), the head on the frozen body's output
     of an augmented batch, or, when more than the head trains, the whole network (in eval mode)."""

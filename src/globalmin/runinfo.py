@@ -7,6 +7,7 @@ user's umask gives, like any file a shell would create, so a team can share resu
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
@@ -152,7 +153,6 @@ def resolve_device(name: str) -> "torch.device":
 def environment(device: "torch.device | None" = None) -> dict[str, Any]:
     """Software versions and hardware of this process, recorded in every output."""
     import torch
-    import torchvision
 
     import globalmin
 
@@ -161,7 +161,8 @@ def environment(device: "torch.device | None" = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "globalmin": globalmin.__version__,
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        # the installed distribution's version: importing torchvision would import torch._dynamo (about 2 s)
+        "torchvision": importlib.metadata.version("torchvision"),
         "numpy": np.__version__,
         "torch_threads": torch.get_num_threads(),
     }

@@ -29,6 +29,7 @@ from globalmin import augment as aug
 from globalmin import data as datamod
 from globalmin.datasets import Augmentation
 from globalmin.runinfo import UserError, generator, limit_threads, resolve_device, save_torch
+from globalmin.optim import SGD
 
 log = logging.getLogger(__name__)
 
@@ -317,13 +318,13 @@ class Resume:
         return state
 
 
-def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) -> torch.optim.SGD:
+def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) -> SGD:
     """`base`'s optimizer: SGD with momentum and weight decay (lr is set per iteration by the schedule)."""
-    return torch.optim.SGD(params, lr=train_cfg["lr"], momentum=train_cfg["momentum"],
+    return SGD(params, lr=train_cfg["lr"], momentum=train_cfg["momentum"],
                            weight_decay=train_cfg["weight_decay"], nesterov=train_cfg["nesterov"])
 
 
-def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, batches: Batches,
+def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: SGD, batches: Batches,
              speed: Speed) -> Callable[[int, float], torch.Tensor]:
     """`base`'s iteration on the whole network: batch `it`, learning rate `lr`, one optimizer step; returns the
     loss on the device (no host sync)."""
@@ -342,7 +343,7 @@ def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.o
     return step
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: SGD, lr: float) -> None:
     """Set every parameter group's learning rate."""
     for group in optimizer.param_groups:
         group["lr"] = lr
