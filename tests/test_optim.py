@@ -69,7 +69,7 @@ def test_sgd_refuses_a_state_of_another_shape():
         SGD(list(model.parameters()), lr=0.1).load_state_dict(other.state_dict())
 
 
-def test_adam_matches_torch_adam_bit_for_bit():
+def test_adam_matches_torch_adam_bit_for_bit():  # torch.optim.Adam on the CPU: the per-tensor loop
     ours, theirs = _net(3), _net(3)
     _train(ours, Adam(list(ours.parameters()), lr=0.01), 10)
     _train(theirs, torch.optim.Adam(theirs.parameters(), lr=0.01), 10)

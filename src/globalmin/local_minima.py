@@ -239,7 +239,7 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
     Back-propagation of every output written out for this fully-connected net, with the backward kernels autograd
     itself runs (ATen's threshold_backward / tanh_backward, and the same matmuls). Why not torch.func: LM asks for
     J about 17,000 times in the default study, and vmap(jacrev) of one point spends about 3 ms per call in
-    dispatch, five times this (benchmarks/results/local-minima-jacobian-cpu-2core.json). Bit-identical to
+    dispatch, five times this (benchmarks/results/study-kernels-cpu-2core.json). Bit-identical to
     vmap(jacrev) and to jacrev of the whole batch (tests/test_local_minima.py)."""
     depth = len(model.hidden)
     layers = [f"hidden.{k}" for k in range(depth)] + ["out"]

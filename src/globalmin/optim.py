@@ -77,7 +77,9 @@ class SGD:
 
 class Adam:
     """torch.optim.Adam with its defaults (betas 0.9 and 0.999, eps 1e-8, no weight decay or amsgrad): zero_grad
-    and step, nothing saved."""
+    and step, nothing saved. It runs the multi-tensor (foreach) update, torch.optim.Adam's default on CUDA: on the
+    CPU it gives the same bits as the class's per-tensor loop (tests/test_optim.py) in about a fifth less time at
+    the local-minimum study's sizes."""
 
     def __init__(self, params: list[torch.nn.Parameter], lr: float):
         self.params, self.lr = list(params), lr
@@ -96,4 +98,4 @@ class Adam:
     def step(self) -> None:
         """One update of every parameter (all must have a gradient: the study trains the whole net)."""
         adam(self.params, [p.grad for p in self.params], self.exp_avgs, self.exp_avg_sqs, [], self.steps,
-             amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False)
+             foreach=True, amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False)

@@ -1,0 +1,129 @@
+"""Time what this round made cheaper in the studies and the training jobs, each against the library call it replaced.
+
+- The local-minimum study's Jacobian (`local_minima.jacobian`, back-propagation written out with autograd's own
+  kernels) against vmap(jacrev) of one point, at the study's largest network (depth 3, width 16, 96 points, 3
+  outputs), with whether the two are bit-identical.
+- The beyond-NTK trace kernel (`beyond_ntk.trace_ntk`, per-point gradients) against jacrev of the whole batch, on
+  the default network of digits at the study's subset of 32 points, with their largest relative difference.
+- The start-up of a training process's optimizer: the CPU seconds of a fresh interpreter that builds and steps
+  torch.optim.SGD, against one that builds and steps `globalmin.optim.SGD` (torch imported in both), and
+  whether torch._dynamo was imported.
+One thread, as the pipeline's jobs run. Usage: python benchmarks/study_kernels.py [--repeats 20] [--out FILE]
+Writes benchmarks/results/study-kernels-<machine>.json. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from collections.abc import Callable
+
+import torch
+from torch.func import functional_call, jacrev, vmap
+
+from globalmin import beyond_ntk
+from globalmin import local_minima as lm
+from globalmin.models import init_model
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS_MODEL = {"widths": [16, 32], "blocks": [1, 1], "wide_width": None, "require_expressivity": True,
+                "wide_activation": "tanh"}
+STARTUP = """
+import resource, sys, torch
+m = torch.nn.Linear(64, 10)
+{make}
+for _ in range(3):
+    opt.zero_grad(); m(torch.ones(8, 64)).sum().backward(); opt.step()
+used = resource.getrusage(resource.RUSAGE_SELF)
+print(used.ru_utime + used.ru_stime, 'torch._dynamo' in sys.modules)
+"""
+
+
+def best_seconds(call: Callable[[], object], repeats: int) -> float:
+    """The fastest of `repeats` timed calls, after one warm-up call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def jacobian_row(repeats: int) -> dict:
+    """The local-minimum Jacobian against vmap(jacrev) of one point."""
+    model = lm.build_student(8, 16, 3, 3, "tanh", 0)
+    params = lm.parameters(model)
+    x = torch.randn(96, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def library() -> torch.Tensor:
+        jac = vmap(jacrev(lambda p, xi: functional_call(model, p, (xi[None],)).reshape(-1)), in_dims=(None, 0))(
+            params, x)
+        return torch.cat([b.reshape(96 * 3, -1) for b in jac.values()], 1)
+
+    ours, theirs = best_seconds(lambda: lm.jacobian(model, params, x), repeats), best_seconds(library, repeats)
+    return {"what": "local_minima.jacobian vs vmap(jacrev) of one point (depth 3, width 16, n 96, 3 outputs)",
+            "globalmin_ms": round(ours * 1e3, 3), "library_ms": round(theirs * 1e3, 3),
+            "speedup": round(theirs / ours, 2), "bit_identical": bool(torch.equal(lm.jacobian(model, params, x)[0],
+                                                                                    library()))}
+
+
+def trace_kernel_row(repeats: int) -> dict:
+    """The beyond-NTK trace kernel against jacrev of the whole batch."""
+    model = init_model(DIGITS_MODEL, 1, 10, 1297, 0, torch.device("cpu"))
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def library() -> torch.Tensor:
+        kernel = torch.zeros(32, 32, dtype=torch.float64)
+        for c in range(10):
+            jac = jacrev(lambda p, c=c: functional_call(model, p, (x,))[:, c])(params)
+            flat = torch.cat([j.reshape(32, -1) for j in jac.values()], dim=1).double()
+            kernel += flat @ flat.T
+        return kernel
+
+    ours, theirs = best_seconds(lambda: beyond_ntk.trace_ntk(model, x), repeats), best_seconds(library, repeats)
+    expected = library()
+    return {"what": "beyond_ntk.trace_ntk vs jacrev of the batch (digits network, m_H 1297, 32 points)",
+            "globalmin_s": round(ours, 3), "library_s": round(theirs, 3), "speedup": round(theirs / ours, 2),
+            "max_relative_difference": float((beyond_ntk.trace_ntk(model, x) - expected).abs().max()
+                                             / expected.abs().max())}
+
+
+def startup_row(repeats: int) -> dict:
+    """CPU seconds of a fresh process that steps torch.optim.SGD against one that steps globalmin.optim.SGD."""
+    makes = {"torch_optim": "opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)",
+             "globalmin_optim": "from globalmin.optim import SGD\nopt = SGD(list(m.parameters()), lr=0.1, momentum=0.9)"}
+    row: dict = {"what": "CPU seconds of a fresh process: import torch, build and step the optimizer 3 times"}
+    for name, make in makes.items():
+        runs = [subprocess.run([sys.executable, "-c", STARTUP.format(make=make)], capture_output=True, text=True,
+                               check=True).stdout.split() for _ in range(repeats)]
+        row[f"{name}_cpu_s"] = round(min(float(r[0]) for r in runs), 3)
+        row[f"{name}_imports_dynamo"] = runs[0][1] == "True"
+    row["saved_cpu_s"] = round(row["torch_optim_cpu_s"] - row["globalmin_optim_cpu_s"], 3)
+    return row
+
+
+def main() -> None:
+    """Run the three comparisons and write the JSON record."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    record = {"machine": {"platform": platform.platform(), "processor": platform.processor() or "cpu",
+                          "torch": torch.__version__, "threads": 1},
+              "jacobian": jacobian_row(args.repeats), "trace_kernel": trace_kernel_row(max(3, args.repeats // 5)),
+              "optimizer_startup": startup_row(max(3, args.repeats // 4)), "date": time.strftime("%Y-%m-%d")}
+    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"study-kernels-{platform.node() or 'host'}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
