@@ -20,8 +20,8 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.func import functional_call, jacrev, vmap
