@@ -41,7 +41,8 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     batches = Batches(seed, data, train_cfg["batch_size"], schedule, spec, speed.memory_format)
     step = sgd_step(speed.prepare(model), optimizer, batches, speed)
     loop = Loop(rid, "base", seed, schedule, train_cfg, milestones, step,
-                lambda: evaluate_model(model, data, train_cfg["eval_batch_size"], speed), train_cfg.get("eval_every", 1))
+                lambda: evaluate_model(model, data, train_cfg["eval_batch_size"], speed),
+                train_cfg.get("eval_every", 1))
     meta = {"run_id": rid, "dataset": data.name, "condition": condition, "augment": augmented, "seed": seed,
             "schedule": asdict(schedule),
             "config": {"model": model_cfg, "train": train_cfg, "tau_fraction": cfg["tau_fraction"]}}

@@ -202,9 +202,9 @@ def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-1
     if m < n:  # rank <= m < n: the condition fails without any factorisation
         phi = features.to(torch.float64)
         sigma_max = float(torch.linalg.matrix_norm(phi, ord=2)) if n * m <= 4_000_000 else float("nan")
-        return {**record, "method": "none (fewer columns than rows)", "sigma_min": 0.0, "sigma_min_lower_bound": 0.0, "sigma_max": sigma_max, "rank": None,
-                "full_rank": False, "tolerance": sigma_max * max(n, m) * eps, "iterations": 0,
-                "rank_float32": None, "full_rank_float32": False}
+        return {**record, "method": "none (fewer columns than rows)", "sigma_min": 0.0, "sigma_min_lower_bound": 0.0,
+                "sigma_max": sigma_max, "rank": None, "full_rank": False, "tolerance": sigma_max * max(n, m) * eps,
+                "iterations": 0, "rank_float32": None, "full_rank_float32": False}
     in_place = overwrite and features.dtype == torch.float64
     work = features if in_place else features.to(torch.float64, copy=True)
     lower = factor_lapack(work) if factorisation == "auto" else None

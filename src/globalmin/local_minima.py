@@ -245,9 +245,8 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
     layers = [f"hidden.{k}" for k in range(depth)] + ["out"]
     weights = [params[f"{name}.weight"] for name in layers]
     hidden = [x]  # each hidden layer's input, then the last hidden layer's output
-    for name in layers[:-1]:
-        hidden.append(model.act(torch.nn.functional.linear(hidden[-1], params[f"{name}.weight"],
-                                                           params[f"{name}.bias"])))
+    for name, weight in zip(layers[:-1], weights):
+        hidden.append(model.act(torch.nn.functional.linear(hidden[-1], weight, params[f"{name}.bias"])))
     n, d_out = x.shape[0], weights[-1].shape[0]
     grad = torch.eye(d_out, dtype=x.dtype, device=x.device).expand(n, d_out, d_out)  # d f_o / d (layer output)
     cols: list[torch.Tensor] = []

@@ -98,4 +98,5 @@ class Adam:
     def step(self) -> None:
         """One update of every parameter (all must have a gradient: the study trains the whole net)."""
         adam(self.params, [p.grad for p in self.params], self.exp_avgs, self.exp_avg_sqs, [], self.steps,
-             foreach=True, amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False)
+             foreach=True, amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8,
+             maximize=False)

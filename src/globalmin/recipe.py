@@ -32,10 +32,10 @@ from globalmin import optimum
 from globalmin.base import finish
 from globalmin.certificate import certify, certify_model, choose_method, feature_matrix
 from globalmin.models import WideHeadResNet, build_model, parameter_groups
-from globalmin.runinfo import generator, write_json
 from globalmin.optim import SGD
-from globalmin.train import (Batches, CheckpointError, Loop, Resume, Speed, evaluate_model, load_tau_state,
-                             make_optimizer, run_id, score, set_lr, setup)
+from globalmin.runinfo import generator, write_json
+from globalmin.train import (Batches, CheckpointError, Loop, Resume, Speed, descend, evaluate_model,
+                             load_tau_state, make_optimizer, run_id, score, set_lr, setup)
 
 PHASE2_TRAINS = {"head": ("head",), "wide_head": ("wide", "head"), "all": ("body", "wide", "head")}
 NOISE_ON = {"wide": ("wide",), "all_hidden": ("body", "wide"), "none": ()}
@@ -114,10 +114,7 @@ def phase2_step(model: WideHeadResNet, optimizer: SGD, batches: Batches, head_on
                 else:
                     logits = model(x)
             loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+        return descend(optimizer, loss)
 
     return step
 

@@ -28,8 +28,8 @@ from tqdm import tqdm
 from globalmin import augment as aug
 from globalmin import data as datamod
 from globalmin.datasets import Augmentation
-from globalmin.runinfo import UserError, generator, limit_threads, resolve_device, save_torch
 from globalmin.optim import SGD
+from globalmin.runinfo import UserError, generator, limit_threads, resolve_device, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +320,8 @@ class Resume:
 
 def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) -> SGD:
     """`base`'s optimizer: SGD with momentum and weight decay (lr is set per iteration by the schedule)."""
-    return SGD(params, lr=train_cfg["lr"], momentum=train_cfg["momentum"],
-                           weight_decay=train_cfg["weight_decay"], nesterov=train_cfg["nesterov"])
+    return SGD(params, lr=train_cfg["lr"], momentum=train_cfg["momentum"], weight_decay=train_cfg["weight_decay"],
+               nesterov=train_cfg["nesterov"])
 
 
 def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: SGD, batches: Batches,
@@ -335,12 +335,17 @@ def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: SGD, ba
         set_lr(optimizer, lr)
         with speed.autocast(device):
             loss = F.cross_entropy(forward(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+        return descend(optimizer, loss)
 
     return step
+
+
+def descend(optimizer: SGD, loss: torch.Tensor) -> torch.Tensor:
+    """One optimizer step on the gradient of `loss`; returns the loss on the device (no host sync)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 def set_lr(optimizer: SGD, lr: float) -> None:
