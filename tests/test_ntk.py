@@ -37,6 +37,25 @@ def test_torch_func_ntk_equals_the_closed_form():
     assert torch.linalg.eigvalsh(k)[0] > 0  # distinct inputs: positive definite
 
 
+@pytest.mark.parametrize("m, depth, d_out", [(64, 1, 1), (64, 3, 3), (256, 2, 1), (1024, 2, 1), (1024, 3, 2)])
+def test_written_out_jacobian_equals_jacrev(m, depth, d_out):
+    from torch.func import jacrev
+
+    trained, fixed = _net(m, depth, d_out)
+    x = ntk.sphere_inputs(16, 6, 2)
+    blocks = jacrev(lambda p: ntk.forward(p, fixed, x).reshape(-1))(trained)
+    expected = torch.cat([j.reshape(j.shape[0], -1) for j in blocks.values()], dim=1)
+    jac = ntk.jacobian(trained, fixed, x)
+    assert jac.shape == expected.shape
+    # the outer products are exact; the products back through W_l may sum in another order at some shapes
+    # (m = 1,024 with depth >= 2 differs in the last bits), hence float64 rounding, not equality
+    assert torch.allclose(jac, expected, rtol=1e-13, atol=1e-15 * float(expected.abs().max()))
+    kernel, reference = ntk.empirical_ntk(trained, fixed, x), expected @ expected.T
+    assert torch.allclose(kernel, reference, rtol=1e-13, atol=1e-13 * float(reference.abs().max()))
+    if depth == 1:  # a single trained layer has no product back through a weight: equal bit for bit
+        assert torch.equal(jac, expected)
+
+
 def test_movement_metrics_are_zero_for_an_untrained_net():
     trained, fixed = _net(32, depth=2)
     metrics = ntk.movement(trained, {k: v.clone() for k, v in trained.items()}, fixed, ntk.sphere_inputs(8, 6, 0))
