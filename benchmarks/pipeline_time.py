@@ -6,9 +6,14 @@ this environment's libraries). --baseline REV times that commit's default DAG fi
 both with their ratio: a change timed against its baseline in one run on the same machine, e.g.
   python benchmarks/pipeline_time.py --baseline 990fcdd --configfile benchmarks/configs/standard-only.yaml \
       --out benchmarks/results/pipeline-vs-990fcdd-cpu-2core.json
+Job-seconds (the time jobs run, summed) are best taken with --cores 1: one job at a
+time, so that no job's time includes waiting for the other core, e.g.
+  python benchmarks/pipeline_time.py --cores 1 --baseline 990fcdd \
+      --configfile benchmarks/configs/standard-only.yaml --out benchmarks/results/pipeline-vs-990fcdd-cpu-1core.json
 Writes benchmarks/results/pipeline-<machine>.json. Not part of the test suite: timings are noisy on shared
-machines, so the README quotes this file's figures rather than a test asserting a limit. Job-seconds come from
-Snakemake's own benchmark files (logs/benchmarks/), which every training and study rule writes; the CPU time is
+machines, so the README quotes this file's figures rather than a test asserting a limit. Per-rule job-seconds
+come from Snakemake's own benchmark files (logs/benchmarks/), which every training and study rule writes, and
+for every rule of any commit from the start and end stamps of Snakemake's log (whole seconds); the CPU time is
 that of all the processes Snakemake started. Run it on a quiet machine.
 """
 
@@ -19,11 +24,13 @@ import csv
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 from workspace import REPO, copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
@@ -42,6 +49,22 @@ def job_seconds(work: Path) -> dict[str, dict[str, float]]:
         group["wall_s"] += float(row["s"])
         group["cpu_s"] += float(row["cpu_time"])
     return {k: {m: round(v, 1) for m, v in g.items()} for k, g in sorted(groups.items())}
+
+
+def logged_job_seconds(log: str) -> dict[str, float]:
+    """Per rule: seconds from a job's start to its end in Snakemake's own log (one-second stamps), summed. Every
+    commit's log has them, benchmark directive or not; with --cores 1 their total is the DAG's job-seconds."""
+    stamp, rule, started, rule_of, seconds = None, None, {}, {}, defaultdict(float)
+    for line in log.splitlines():
+        if match := re.match(r"\[(\w{3} \w{3} +\d+ [\d:]{8} \d{4})\]$", line):
+            stamp = datetime.strptime(" ".join(match.group(1).split()), "%a %b %d %H:%M:%S %Y")
+        elif match := re.match(r"(?:local)?rule (\w+):$", line):
+            rule = match.group(1)
+        elif (match := re.match(r"\s+jobid: (\d+)$", line)) and rule:
+            started[match.group(1)], rule_of[match.group(1)], rule = stamp, rule, None
+        elif match := re.match(r"Finished jobid: (\d+)", line):
+            seconds[rule_of[match.group(1)]] += (stamp - started[match.group(1)]).total_seconds()
+    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
 
 
 def time_dag(cores: str, configfile: str | None = None, commit: str | None = None) -> dict:
@@ -63,6 +86,7 @@ def time_dag(cores: str, configfile: str | None = None, commit: str | None = Non
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"snakemake failed:\n{done.stderr[-3000:]}")
+        logged = logged_job_seconds(done.stderr)
         devices = sorted({json.loads(p.read_text()).get("environment", {}).get("device", "?")
                           for p in work.glob("results/runs/**/metrics.json")})
         return {
@@ -73,6 +97,8 @@ def time_dag(cores: str, configfile: str | None = None, commit: str | None = Non
             "peak_rss_mib_largest_process": round(after.ru_maxrss / 1024, 1),
             "jobs": done.stderr.count("Finished jobid"),
             "benchmarked_job_seconds": job_seconds(work),
+            "logged_job_seconds_total": sum(logged.values()),
+            "logged_job_seconds": logged,
             "device": devices}
 
 
@@ -90,8 +116,8 @@ def main() -> None:
         record["baseline"] = time_dag(args.cores, commit=args.baseline)
     record.update(time_dag(args.cores, args.configfile, args.commit))
     if args.baseline:
-        record["ratio_to_baseline"] = {key: round(record[key] / record["baseline"][key], 3)
-                                       for key in ("wall_seconds", "cpu_seconds_all_processes")}
+        keys = ("wall_seconds", "cpu_seconds_all_processes", "logged_job_seconds_total")
+        record["ratio_to_baseline"] = {key: round(record[key] / record["baseline"][key], 3) for key in keys}
     record["date"] = time.strftime("%Y-%m-%d")
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"pipeline-{platform.node() or 'host'}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
