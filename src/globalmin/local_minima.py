@@ -238,8 +238,8 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
 
     Back-propagation of every output written out for this fully-connected net, with the backward kernels autograd
     itself runs (ATen's threshold_backward / tanh_backward, and the same matmuls). Why not torch.func: LM asks for
-    J about 17,000 times in the default study, and vmap(jacrev) of one point spends about 3 ms per call in
-    dispatch, five times this (benchmarks/results/study-kernels-cpu-2core.json). Bit-identical to
+    J about 17,000 times in the default study, and vmap(jacrev) of one point spends 2 to 3 ms per call in
+    dispatch, four to five times this (benchmarks/results/study-kernels-cpu-2core.json). Bit-identical to
     vmap(jacrev) and to jacrev of the whole batch (tests/test_local_minima.py)."""
     depth = len(model.hidden)
     layers = [f"hidden.{k}" for k in range(depth)] + ["out"]
@@ -255,7 +255,8 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
             grad = BACKWARD[model.act](grad, hidden[k + 1][:, None, :].expand_as(grad))
         cols[:0] = [(grad[..., :, None] * hidden[k][:, None, None, :]).reshape(n * d_out, -1),
                     grad.reshape(n * d_out, -1)]
-        grad = grad @ weights[k]
+        if k:  # the gradient with respect to the inputs themselves is not needed
+            grad = grad @ weights[k]
     blocks, start = [], 0
     for name, weight_cols, bias_cols in zip(layers, cols[::2], cols[1::2]):
         width = weight_cols.shape[1] + bias_cols.shape[1]

@@ -95,7 +95,8 @@ def jacobian(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x
         start = sum(sizes[:layer - 1])
         block = jac[:, start:start + sizes[layer - 1]].view(n, d_out, *weight.shape)
         torch.mul(grad[..., :, None], hidden[layer - 1][:, None, None, :], out=block)  # outer products, in place
-        grad = grad @ weight
+        if layer > 1:  # the gradient with respect to h_0 (A is fixed) is not needed
+            grad = grad @ weight
     return jac
 
 

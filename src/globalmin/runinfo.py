@@ -161,7 +161,7 @@ def environment(device: "torch.device | None" = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "globalmin": globalmin.__version__,
         "torch": torch.__version__,
-        # the installed distribution's version: importing torchvision would import torch._dynamo (about 2 s)
+        # the installed distribution's version: importing torchvision would import torch._dynamo (over a CPU-second)
         "torchvision": importlib.metadata.version("torchvision"),
         "numpy": np.__version__,
         "torch_threads": torch.get_num_threads(),
