@@ -40,7 +40,6 @@ def test_trace_kernel_equals_per_sample_gradients():
     assert torch.allclose(kernel, expected, rtol=1e-5, atol=1e-8)
 
 
-
 def test_trace_kernel_per_point_equals_jacrev_of_the_whole_batch():
     from torch.func import functional_call, jacrev
 
@@ -55,6 +54,7 @@ def test_trace_kernel_per_point_equals_jacrev_of_the_whole_batch():
     # equal up to float32 rounding only: J is float32, and a convolution's weight gradient sums over positions
     # in an order that may depend on the batch size (measured: 2e-10 to 4e-10 of the largest entry)
     assert float((kernel - expected).abs().max()) <= 1e-7 * float(expected.abs().max())
+
 
 def test_moving_one_layer_is_seen_by_all_three_metrics():
     model, x = _model(2), torch.rand(6, 1, 8, 8)
