@@ -51,9 +51,18 @@ def test_ball_arithmetic_proves_rank_n_where_float64_cannot():
     sv = np.linalg.svd(features, compute_uv=False)
     assert sv[-1] / sv[0] < 64 * np.finfo(float).eps  # float64 cannot tell rank n here
     proof = fc_theory.rank_n_in_ball_arithmetic(x, net, "tanh", 2048)
-    assert proof["proven_rank_n"] and proof["log10_det_gram"] < -30
-    twice = np.vstack([x[:32], x[:32]])  # duplicated rows: det(Phi Phi^T) = 0, no precision proves it positive
+    assert proof["proven_rank_n"] and proof["log10_abs_det_minor"] < -30
+    twice = np.vstack([x[:32], x[:32]])  # duplicated rows: every minor is 0, no precision proves one nonzero
     assert not fc_theory.rank_n_in_ball_arithmetic(twice, net, "tanh", 256)["proven_rank_n"]
+
+
+def test_minor_columns_skip_dependent_columns():
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((4, 4))
+    features = np.hstack([basis[:, :2], basis[:, :2] @ rng.standard_normal((2, 3)), basis[:, 2:]])  # 7 columns
+    columns = fc_theory.minor_columns(features)  # columns 2-4 are combinations of columns 0 and 1
+    assert len(columns) == 4 and abs(np.linalg.det(features[:, columns])) > 1e-3
+    assert abs(np.linalg.det(features[:, :4])) < 1e-12  # the first four would be singular
 
 
 def _claims(runs: pd.DataFrame) -> tuple[dict, dict]:
