@@ -19,7 +19,7 @@ TINY_MODEL = {"widths": [4], "blocks": [1], "wide_width": None, "wide_activation
 TINY_TRAIN = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "batch_size": 64,
               "eval_batch_size": 2048, "eval_every": 1, "epochs": {"plain": 2, "augmented": 2},
               "milestones": {"plain": [1], "augmented": [1]}, "lr_gamma": 0.1, "device": "cpu", "bf16": False,
-              "threads": 1}
+              "threads": 1, "resume_seconds": 0}
 RECIPE = {"tau_fraction": 0.5, "noise_on": "wide", "noise_scale": 1e-3, "phase2_trains": "head",
           "optimum": {"max_n": 4096, "max_iterations": 2000, "error_bound": 1e-8, "grad_tol": 1e-6}}
 WORKFLOW_PARTS = ("workflow", "config", "profiles", "src", "docs")

@@ -116,3 +116,25 @@ def test_resume_file_of_another_config_or_cut_short_is_not_trusted(digits_file, 
     torch.save(state, tmp_path / "b" / train.RESUME_FILE)
     train_base(digits_file, tmp_path / "b", 0, False, other, cfg, 0.5)
     assert "different config or run" in caplog.text
+
+
+def test_resume_file_is_written_at_most_every_resume_seconds(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(train.time, "monotonic", lambda: clock[0])
+    loop = train.Loop("run", "base", 0, train.Schedule(4, 1, 2), TINY_TRAIN, [], lambda it, lr: None, dict)
+    resume = train.Resume(tmp_path, "run", {"seed": 0}, every_seconds=60)
+
+    def saved_iteration() -> int | None:
+        return torch.load(resume.path, weights_only=True)["iteration"] if resume.path.exists() else None
+
+    resume.save({}, loop, 1)
+    assert saved_iteration() is None  # 0 s since the run started
+    clock[0] += 61
+    resume.save({}, loop, 2)
+    assert saved_iteration() == 2
+    clock[0] += 30
+    resume.save({}, loop, 3)
+    assert saved_iteration() == 2  # 30 s since the last one
+    every_epoch = train.Resume(tmp_path / "zero", "run", {"seed": 0}, every_seconds=0)
+    every_epoch.save({}, loop, 1)
+    assert every_epoch.path.exists()

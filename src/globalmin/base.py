@@ -68,7 +68,7 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     certificate = cfg.get("certificate", {})
     certify_init(model, data, out_dir, rid, certificate.get("method", "auto"), train_cfg["eval_batch_size"],
                  certificate.get("scratch"))
-    resume = Resume(out_dir, rid, {**meta, "stops": stops})
+    resume = Resume(out_dir, rid, {**meta, "stops": stops}, train_cfg.get("resume_seconds"))
     state = restore_tau_states(resume.load(loop), resume, stops, out_dir)
     if state is None:
         start = 0

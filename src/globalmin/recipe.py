@@ -140,7 +140,7 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     trains = recipe_cfg["phase2_trains"]
     optimizer, trained = phase2_optimizer(model, state, trains, train_cfg)
     resume = Resume(out_dir, rid, {"tau_state": {k: state[k] for k in ("run_id", "iteration", "config")},
-                                   "recipe": recipe_cfg})
+                                   "recipe": recipe_cfg}, train_cfg.get("resume_seconds"))
     batch = train_cfg["eval_batch_size"]
     loop = Loop(rid, "recipe", seed, schedule, train_cfg, milestones, lambda it, lr: torch.zeros(()), lambda: {})
     saved = resume.load(loop)
