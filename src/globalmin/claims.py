@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from globalmin.runinfo import read_json, write_json
 
@@ -55,6 +54,8 @@ def equivalence(differences: list[float] | np.ndarray, margin: float, alpha: flo
     """Paired equivalence by two one-sided tests (TOST) at level alpha: the (1 - 2 alpha) confidence interval of
     the mean difference. 'supported' when it lies inside (-margin, margin); 'not supported' when it lies wholly
     outside [-margin, margin] (a difference beyond the margin is established); otherwise 'inconclusive'."""
+    from scipy import stats  # here, not at the top: scipy.stats costs the stages that only write records a second
+
     diff = np.asarray(differences, dtype=float)
     k = len(diff)
     if k < 2:
