@@ -8,6 +8,11 @@
 - The NTK study's kernel (`ntk.empirical_ntk`, the Jacobian written out into one matrix) against jacrev of the
   batch and a concatenation, at the study's widest network (m 1,024, depth 2, 16 points), with their largest
   relative difference.
+- The fully-connected theory check's proofs in ball arithmetic (`fc_theory.rank_n_in_ball_arithmetic`, the
+  determinant of an n x n minor of Phi) against the determinant of Phi Phi^T it replaced, over every network of
+  the default grid that float64 cannot decide, with the precision each needed and whether they decide alike.
+- The NTK study's gradient-descent run at its widest network (`ntk.train_gd`, m 1,024, depth 2, 300 steps)
+  against the same run with the step it replaced (g ** 2 and p -= eta * g, two host syncs).
 - The start-up of a training process's optimizer: the CPU seconds of a fresh interpreter that builds and steps
   torch.optim.SGD, against one that builds and steps `globalmin.optim.SGD` (torch imported in both), and
   whether torch._dynamo was imported.
@@ -18,7 +23,9 @@ Writes benchmarks/results/study-kernels-<machine>.json. Run it on a quiet machin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -26,11 +33,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
+import yaml
 from torch.func import functional_call, jacrev, vmap
 
-from globalmin import beyond_ntk, ntk
+from globalmin import beyond_ntk, fc_theory, ntk
+from globalmin import data as datamod
 from globalmin import local_minima as lm
+from globalmin.certificate import certify
 from globalmin.models import init_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,6 +128,88 @@ def ntk_kernel_row(repeats: int) -> dict:
                                              / expected.abs().max())}
 
 
+def gram_determinant_proof(x: np.ndarray, net: torch.nn.Sequential, activation: str, max_bits: int) -> dict:
+    """The proof fc_theory used before: the ball of det(Phi Phi^T) excludes 0 (commit ad82b4a's parent)."""
+    from flint import arb, arb_mat, ctx
+
+    act = fc_theory._arb_activation(activation)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    bits, saved = 128, ctx.prec
+    try:
+        while True:
+            ctx.prec = bits
+            h = arb_mat([[arb(float(v)) for v in row] for row in x])
+            for layer in linears:
+                weight = arb_mat([[arb(float(v)) for v in r] for r in layer.weight.detach().numpy()])
+                bias = [arb(float(v)) for v in layer.bias.detach().numpy()]
+                z = h * weight.transpose()
+                h = arb_mat([[act(z[i, j] + bias[j]) for j in range(z.ncols())] for i in range(z.nrows())])
+            det = (h * h.transpose()).det()
+            if det > 0 or bits >= max_bits:
+                return {"proven_rank_n": bool(det > 0), "bits": bits}
+            bits *= 2
+    finally:
+        ctx.prec = saved
+
+
+def fc_proofs_row() -> dict:
+    """Both proofs over every network of the default fc_theory grid that float64 cannot decide (timed once each:
+    the old one takes tens of seconds)."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["fc_theory"]
+    digits = datamod.load(REPO / "data" / "prepared" / "digits.pt").x_train.flatten(1).double().numpy()
+    cases = []
+    grid = itertools.product(cfg["inputs"], cfg["activations"], cfg["narrow_widths"], cfg["depths"],
+                             fc_theory.wide_widths(cfg["n"], cfg["wide_ratios"]).values(), cfg["seeds"])
+    for kind, activation, width, depth, m_h, seed in grid:
+        if fc_theory.predicted_full_rank(activation, kind, m_h, cfg["n"]) is not True or kind == "near_duplicates":
+            continue
+        x = fc_theory.make_inputs(kind, cfg["n"], seed, cfg["near_duplicate_scale"], digits)
+        net = fc_theory.fc_network(x.shape[1], [width] * depth, m_h, activation, seed)
+        with torch.no_grad():
+            if not certify(net(torch.from_numpy(x)))["full_rank"]:
+                cases.append((x, net, activation))
+    row: dict = {"what": "fc_theory proofs of rank n over the default grid's networks float64 cannot decide: "
+                         "an n x n minor of Phi vs det(Phi Phi^T)", "networks": len(cases)}
+    results = {}
+    for name, prove in (("minor", fc_theory.rank_n_in_ball_arithmetic), ("gram", gram_determinant_proof)):
+        start = time.perf_counter()
+        results[name] = [prove(x, net, activation, cfg["max_bits"]) for x, net, activation in cases]
+        row[f"{name}_s"] = round(time.perf_counter() - start, 2)
+        row[f"{name}_bits"] = {str(b): sum(r["bits"] == b for r in results[name])
+                               for b in sorted({r["bits"] for r in results[name]})}
+        row[f"{name}_proven"] = sum(r["proven_rank_n"] for r in results[name])
+    row["speedup"] = round(row["gram_s"] / row["minor_s"], 2)
+    row["same_decisions"] = all(a["proven_rank_n"] == b["proven_rank_n"]
+                                for a, b in zip(results["minor"], results["gram"]))
+    return row
+
+
+def ntk_gd_row(repeats: int) -> dict:
+    """ntk.train_gd at m 1,024, depth 2 against the same run with the GD step it replaced."""
+    x = ntk.sphere_inputs(16, 8, 0)
+    y = torch.randn(16, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def replaced_step_run() -> float:  # the loop of train_gd before, without the metrics both share
+        params = ntk.init_network(8, 1024, 2, 1, 0)
+        fixed = {"A": params.pop("A"), "B": params.pop("B")}
+        eta = 1.0 / float(torch.linalg.eigvalsh(ntk.empirical_ntk(params, fixed, x))[-1])
+        trained = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        for _ in range(300):
+            loss = 0.5 * ((ntk.forward(trained, fixed, x) - y) ** 2).sum()
+            grads = torch.autograd.grad(loss, list(trained.values()))
+            _ = sum(float((g ** 2).sum()) for g in grads) / float(loss.detach())
+            with torch.no_grad():
+                for p, g in zip(trained.values(), grads):
+                    p -= eta * g
+        return math.nan
+
+    ours = best_seconds(lambda: ntk.train_gd(x, y, 1024, 2, 0, 1.0, 300), repeats)
+    before = best_seconds(replaced_step_run, repeats)
+    return {"what": "ntk.train_gd (m 1024, depth 2, 300 steps) vs its loop with the replaced step (g ** 2, "
+                    "p -= eta * g); ours includes the run's kernels and metrics, the replaced loop does not",
+            "globalmin_s": round(ours, 3), "replaced_s": round(before, 3), "speedup": round(before / ours, 2)}
+
+
 def startup_row(repeats: int) -> dict:
     """CPU seconds of a fresh process that steps torch.optim.SGD against one that steps globalmin.optim.SGD."""
     makes = {"torch_optim": "opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)",
@@ -132,7 +225,7 @@ def startup_row(repeats: int) -> dict:
 
 
 def main() -> None:
-    """Run the four comparisons and write the JSON record."""
+    """Run the comparisons and write the JSON record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", default=None)
@@ -142,6 +235,7 @@ def main() -> None:
                           "torch": torch.__version__, "threads": 1},
               "jacobian": jacobian_row(args.repeats), "trace_kernel": trace_kernel_row(max(3, args.repeats // 5)),
               "ntk_kernel": ntk_kernel_row(max(3, args.repeats // 5)),
+              "ntk_gd": ntk_gd_row(max(3, args.repeats // 10)), "fc_theory_proofs": fc_proofs_row(),
               "optimizer_startup": startup_row(max(3, args.repeats // 4)), "date": time.strftime("%Y-%m-%d")}
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"study-kernels-{platform.node() or 'host'}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
