@@ -115,7 +115,8 @@ def rank_n_in_ball_arithmetic(x: np.ndarray, net: nn.Sequential, activation: str
 
     # Why a minor and not det(Phi Phi^T): the Gram matrix squares Phi's condition number, so it needs about twice
     # the bits, and a minor needs only n of the wide layer's m_H units. On the default grid's 200 networks this
-    # halved the proofs' time (19 s to under 10 s) and decided the same networks. Any nonzero minor proves rank n.
+    # took a third of the time (6.0 s against 18.0 s, benchmarks/results/study-kernels-cpu-2core.json) and
+    # decided the same networks. Any nonzero minor proves rank n.
     with torch.no_grad():
         columns = minor_columns(net(torch.from_numpy(x)).numpy())
     act = _arb_activation(activation)
