@@ -293,8 +293,9 @@ class Resume:
     last one (0: every epoch), read back only by the same run.
 
     Why not every epoch: on a GPU an epoch can take seconds while the file holds the model and the optimizer's
-    momentum (90 MB for ResNet-18), and an augmented default-DAG run (12 s on 2 CPU cores) spent about a tenth of
-    its time writing it; an interruption costs at most `every_seconds` of training (or one epoch) instead."""
+    momentum (90 MB for ResNet-18); on a CPU, with the default DAG's small network, it costs only 1.5% of a run
+    (benchmarks/results/resume-cost-cpu-2core.json). An interruption costs at most `every_seconds` of training
+    (or one epoch) instead."""
 
     def __init__(self, out_dir: Path, run_id: str, identity: Any, every_seconds: float | None = None):
         self.path, self.run_id, self.key = out_dir / RESUME_FILE, run_id, fingerprint(identity)
