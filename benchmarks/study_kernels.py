@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import platform
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,7 +42,8 @@ from globalmin import local_minima as lm
 from globalmin.certificate import certify
 from globalmin.models import init_model
 
-REPO = Path(__file__).resolve().parents[1]
+from workspace import REPO, write_record  # noqa: E402  (benchmarks/ is the script's folder)
+
 DIGITS_MODEL = {"widths": [16, 32], "blocks": [1, 1], "wide_width": None, "require_expressivity": True,
                 "wide_activation": "tanh"}
 STARTUP = """
@@ -129,21 +128,15 @@ def ntk_kernel_row(repeats: int) -> dict:
 
 
 def gram_determinant_proof(x: np.ndarray, net: torch.nn.Sequential, activation: str, max_bits: int) -> dict:
-    """The proof fc_theory used before: the ball of det(Phi Phi^T) excludes 0 (commit ad82b4a's parent)."""
-    from flint import arb, arb_mat, ctx
+    """The proof fc_theory used before: the ball of det(Phi Phi^T), all m_H units, excludes 0 (commit ad82b4a's
+    parent)."""
+    from flint import ctx
 
-    act = fc_theory._arb_activation(activation)
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     bits, saved = 128, ctx.prec
     try:
         while True:
             ctx.prec = bits
-            h = arb_mat([[arb(float(v)) for v in row] for row in x])
-            for layer in linears:
-                weight = arb_mat([[arb(float(v)) for v in r] for r in layer.weight.detach().numpy()])
-                bias = [arb(float(v)) for v in layer.bias.detach().numpy()]
-                z = h * weight.transpose()
-                h = arb_mat([[act(z[i, j] + bias[j]) for j in range(z.ncols())] for i in range(z.nrows())])
+            h = fc_theory.arb_features(x, fc_theory.layer_weights(net), activation)
             det = (h * h.transpose()).det()
             if det > 0 or bits >= max_bits:
                 return {"proven_rank_n": bool(det > 0), "bits": bits}
@@ -237,9 +230,7 @@ def main() -> None:
               "ntk_kernel": ntk_kernel_row(max(3, args.repeats // 5)),
               "ntk_gd": ntk_gd_row(max(3, args.repeats // 10)), "fc_theory_proofs": fc_proofs_row(),
               "optimizer_startup": startup_row(max(3, args.repeats // 4)), "date": time.strftime("%Y-%m-%d")}
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"study-kernels-{platform.node() or 'host'}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    write_record(record, args.out, "study-kernels")
 
 
 if __name__ == "__main__":

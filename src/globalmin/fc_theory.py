@@ -108,31 +108,47 @@ def minor_columns(features: np.ndarray) -> np.ndarray:
     return np.sort(pivots[:features.shape[0]])
 
 
-def rank_n_in_ball_arithmetic(x: np.ndarray, net: nn.Sequential, activation: str, max_bits: int) -> dict[str, Any]:
+def arb_features(x: np.ndarray, weights: list[tuple[np.ndarray, np.ndarray]], activation: str) -> Any:
+    """The features of the layers (weight, bias) on inputs x in ball arithmetic at the context's precision, every
+    float64 value taken as exact: an arb_mat of n rows, one column per unit of the last layer."""
+    from flint import arb, arb_mat
+
+    act = _arb_activation(activation)
+    h = arb_mat([[arb(float(v)) for v in row] for row in x])
+    for weight, bias in weights:
+        z = h * arb_mat([[arb(float(v)) for v in r] for r in weight]).transpose()
+        b = [arb(float(v)) for v in bias]
+        h = arb_mat([[act(z[i, j] + b[j]) for j in range(z.ncols())] for i in range(z.nrows())])
+    return h
+
+
+def layer_weights(net: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight, bias) of each linear layer, as float64 arrays."""
+    return [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in net if isinstance(m, nn.Linear)]
+
+
+def rank_n_in_ball_arithmetic(x: np.ndarray, net: nn.Sequential, activation: str, max_bits: int,
+                              features: np.ndarray | None = None) -> dict[str, Any]:
     """Recompute the features in ball arithmetic (weights as exact binary64 values) and try to prove rank n: an
-    n x n minor of Phi whose determinant ball excludes 0, doubling the precision from 128 bits up to max_bits."""
-    from flint import arb, arb_mat, ctx
+    n x n minor of Phi whose determinant ball excludes 0, doubling the precision from 128 bits up to max_bits.
+    `features` are the float64 features net(x) where the caller has them (they choose the minor's columns)."""
+    from flint import ctx
 
     # Why a minor and not det(Phi Phi^T): the Gram matrix squares Phi's condition number, so it needs about twice
     # the bits, and a minor needs only n of the wide layer's m_H units. On the default grid's 200 networks this
     # took a third of the time (6.0 s against 18.0 s, benchmarks/results/study-kernels-cpu-2core.json) and
     # decided the same networks. Any nonzero minor proves rank n.
-    with torch.no_grad():
-        columns = minor_columns(net(torch.from_numpy(x)).numpy())
-    act = _arb_activation(activation)
-    linears = [m for m in net if isinstance(m, nn.Linear)]
-    weights = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
+    if features is None:
+        with torch.no_grad():
+            features = net(torch.from_numpy(x)).numpy()
+    columns = minor_columns(features)
+    weights = layer_weights(net)
     weights[-1] = (weights[-1][0][columns], weights[-1][1][columns])
     bits, saved = 128, ctx.prec
     try:
         while True:
             ctx.prec = bits
-            h = arb_mat([[arb(float(v)) for v in row] for row in x])
-            for weight, bias in weights:
-                z = h * arb_mat([[arb(float(v)) for v in r] for r in weight]).transpose()
-                b = [arb(float(v)) for v in bias]
-                h = arb_mat([[act(z[i, j] + b[j]) for j in range(z.ncols())] for i in range(z.nrows())])
-            det = h.det()
+            det = arb_features(x, weights, activation).det()
             proven = not det.contains(0)
             if proven or bits >= max_bits:
                 log10 = float(abs(det).mid().log()) / math.log(10) if proven else None
@@ -153,14 +169,15 @@ def run_grid(cfg: dict[str, Any], digits: np.ndarray | None = None) -> pd.DataFr
         x = make_inputs(kind, n, seed, cfg["near_duplicate_scale"], digits)
         net = fc_network(x.shape[1], [width] * depth, m_h, activation, seed)
         with torch.no_grad():
-            cert = certify(net(torch.from_numpy(x)))
+            features = net(torch.from_numpy(x))
+        cert = certify(features)
         predicted = predicted_full_rank(activation, kind, m_h, n)
         row = {"inputs": kind, "activation": activation, "narrow_width": width, "depth": depth, "wide_ratio": ratio,
                "m_H": m_h, "n": n, "seed": seed, "rank": cert["rank"], "full_rank": cert["full_rank"],
                "sigma_min": cert["sigma_min"], "sigma_max": cert["sigma_max"], "tolerance": cert["tolerance"],
                "predicted_full_rank": predicted, "proven_rank_n": None, "proof_bits": None, "log10_abs_det_minor": None}
         if predicted is True and not cert["full_rank"] and kind != "near_duplicates":
-            proof = rank_n_in_ball_arithmetic(x, net, activation, cfg["max_bits"])
+            proof = rank_n_in_ball_arithmetic(x, net, activation, cfg["max_bits"], features.numpy())
             row.update(proven_rank_n=proof["proven_rank_n"], proof_bits=proof["bits"],
                        log10_abs_det_minor=proof["log10_abs_det_minor"])
         rows.append(row)
