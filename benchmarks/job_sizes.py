@@ -12,7 +12,6 @@ Writes benchmarks/results/job-sizes-<config>-<machine>.json. Not part of the tes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from workspace import REPO, copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import copy_workflow, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def log_to_rule(work: Path, configfile: str | None) -> dict[str, str]:
@@ -120,9 +119,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     name = Path(args.configfile).stem if args.configfile else "config"
-    out_path = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"job-sizes-{name}-{platform.node()}.json"
-    out_path.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    write_record(record, args.out, f"job-sizes-{name}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from workspace import REPO, copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import REPO, copy_workflow, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def job_seconds(work: Path) -> dict[str, dict[str, float]]:
@@ -119,9 +119,7 @@ def main() -> None:
         keys = ("wall_seconds", "cpu_seconds_all_processes", "logged_job_seconds_total")
         record["ratio_to_baseline"] = {key: round(record[key] / record["baseline"][key], 3) for key in keys}
     record["date"] = time.strftime("%Y-%m-%d")
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"pipeline-{platform.node() or 'host'}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    write_record(record, args.out, "pipeline")
 
 
 if __name__ == "__main__":

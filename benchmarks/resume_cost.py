@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from workspace import REPO, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def settings(resume_seconds: float | None = None) -> dict:
@@ -79,9 +79,7 @@ def main() -> None:
     record["ratio_wall"] = round(record["default"]["median_wall_s"] / record["every_epoch"]["median_wall_s"], 3)
     record["same_final_weights"] = identical
     record["date"] = time.strftime("%Y-%m-%d")
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"resume-cost-{platform.node() or 'host'}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    write_record(record, args.out, "resume-cost")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ benchmarks/results/slurm-vs-local-<config>-<machine>.json. Not part of the test 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -18,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workspace import REPO, copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import REPO, copy_workflow, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
@@ -63,9 +62,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     name = Path(args.configfile).stem
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"slurm-vs-local-{name}-{platform.node()}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    write_record(record, args.out, f"slurm-vs-local-{name}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""A clean copy of the workflow for the benchmarks that run it (the tests have the same in tests/conftest.py)."""
+"""What the benchmarks share: a clean copy of the workflow for those that run it (the tests have the same in
+tests/conftest.py), and where and how a benchmark's record is written."""
 
 from __future__ import annotations
 
+import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -16,3 +19,11 @@ def copy_workflow(dest: Path) -> Path:
     for folder in PARTS:
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return dest
+
+
+def write_record(record: dict, out: str | None, name: str) -> Path:
+    """Write a benchmark's JSON record to `out`, or to benchmarks/results/<name>-<machine>.json, and print it."""
+    path = Path(out) if out else REPO / "benchmarks" / "results" / f"{name}-{platform.node() or 'host'}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return path
