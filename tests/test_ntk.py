@@ -56,6 +56,36 @@ def test_written_out_jacobian_equals_jacrev(m, depth, d_out):
         assert torch.equal(jac, expected)
 
 
+@pytest.mark.parametrize("depth, d_out, loss", [(1, 1, "squares"), (3, 1, "squares"), (2, 4, "cross_entropy")])
+def test_written_out_gd_step_equals_autograd(depth, d_out, loss):
+    trained, fixed = _net(96, depth, d_out)
+    x = ntk.sphere_inputs(12, 6, 3)
+    y = torch.randn(12, d_out, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    labels = torch.arange(12) % d_out
+
+    def objective(out: torch.Tensor) -> torch.Tensor:
+        if loss == "squares":
+            return 0.5 * ((out - y) ** 2).sum()
+        return torch.nn.functional.cross_entropy(out, labels)
+
+    live = {k: v.clone().requires_grad_(True) for k, v in trained.items()}
+    grads = torch.autograd.grad(objective(ntk.forward(live, fixed, x)), list(live.values()))
+    hidden = ntk.hidden_layers(trained, fixed, x)
+    out = hidden[-1] @ fixed["B"].T
+    out_grad = out - y if loss == "squares" else \
+        (torch.softmax(out, 1) - torch.nn.functional.one_hot(labels, d_out).double()) / len(labels)
+    errors = ntk.layer_errors(trained, fixed, hidden, out_grad)
+    for e, h, g in zip(errors, hidden, grads):
+        assert torch.allclose(e.T @ h, g, rtol=1e-12, atol=1e-14 * float(g.abs().max()))
+    expected_sq = sum(float((g ** 2).sum()) for g in grads)
+    assert math.isclose(float(ntk.squared_gradient_norm(hidden, errors)), expected_sq, rel_tol=1e-12)
+    stepped = {k: v.clone() for k, v in trained.items()}
+    ntk.descend(stepped, hidden, errors, 0.3)
+    for (name, before), g in zip(trained.items(), grads):
+        assert torch.allclose(stepped[name], before - 0.3 * g, rtol=1e-13, atol=1e-15)
+        assert not torch.equal(stepped[name], before)
+
+
 def test_movement_metrics_are_zero_for_an_untrained_net():
     trained, fixed = _net(32, depth=2)
     metrics = ntk.movement(trained, {k: v.clone() for k, v in trained.items()}, fixed, ntk.sphere_inputs(8, 6, 0))

@@ -73,6 +73,41 @@ def forward(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x:
     return (out, pre) if return_preacts else out
 
 
+def hidden_layers(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    """h_0 .. h_L of every input (n x m each): the inputs of W_1 .. W_L, then the input of B."""
+    hidden = [torch.relu(x @ fixed["A"].T)]
+    for layer in range(1, len(trained) + 1):
+        hidden.append(torch.relu(hidden[-1] @ trained[f"W{layer}"].T))
+    return hidden
+
+
+def layer_errors(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], hidden: list[torch.Tensor],
+                 out_grad: torch.Tensor) -> list[torch.Tensor]:
+    """δ_1 .. δ_L (n x m each) from dF/df (n x d_out): the gradient of F with respect to W_l is δ_lᵀ h_{l-1}.
+
+    Back-propagation written out with autograd's own relu kernel (threshold_backward), so that a GD step can add
+    the rank-n update δ_lᵀ h_{l-1} into W_l in place (`descend`): autograd would write each m x m gradient
+    out first, and the step then read it again (benchmarks/results/study-kernels-cpu-2core.json, row ntk_gd)."""
+    errors, grad = [], out_grad @ fixed["B"]  # dF / dh_L
+    for layer in range(len(trained), 0, -1):
+        errors.insert(0, torch.ops.aten.threshold_backward(grad, hidden[layer], 0))
+        if layer > 1:  # the gradient with respect to h_0 (A is fixed) is not needed
+            grad = errors[0] @ trained[f"W{layer}"]
+    return errors
+
+
+def squared_gradient_norm(hidden: list[torch.Tensor], errors: list[torch.Tensor]) -> torch.Tensor:
+    """‖∇F‖² over the trained layers, from n x n Gram matrices: ‖δᵀh‖²_F = Σ (δδᵀ) ⊙ (hhᵀ), never forming δᵀh."""
+    return sum(((e @ e.T) * (h @ h.T)).sum() for e, h in zip(errors, hidden))
+
+
+def descend(trained: dict[str, torch.Tensor], hidden: list[torch.Tensor], errors: list[torch.Tensor],
+            eta: float) -> None:
+    """One GD step in place, W_l <- W_l - eta δ_lᵀ h_{l-1}: one pass over each m x m weight."""
+    for layer, (e, h) in enumerate(zip(errors, hidden), start=1):
+        trained[f"W{layer}"].addmm_(e.T, h, alpha=-eta)
+
+
 def jacobian(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """J (n d_out x #trained weights): row i·d_out + o, the columns of W_1, W_2, ... each flattened row-major.
 
@@ -82,9 +117,7 @@ def jacobian(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x
     memory): 1.6 to 2 times the time of this at m = 1,024, depth 2 (benchmarks/results/study-kernels-cpu-2core.json).
     Equal to jacrev's up to float64 rounding (the matmuls back through W_l have another shape, so BLAS may sum in
     another order): tests/test_ntk.py."""
-    hidden = [torch.relu(x @ fixed["A"].T)]
-    for layer in range(1, len(trained) + 1):
-        hidden.append(torch.relu(hidden[-1] @ trained[f"W{layer}"].T))
+    hidden = hidden_layers(trained, fixed, x)
     (n, _), (d_out, m) = x.shape, fixed["B"].shape
     sizes = [trained[f"W{layer}"].numel() for layer in range(1, len(trained) + 1)]
     jac = torch.empty(n * d_out, sum(sizes), dtype=x.dtype, device=x.device)
@@ -140,19 +173,16 @@ def train_gd(x: torch.Tensor, y: torch.Tensor, m: int, depth: int, seed: int, c:
     lam_min, lam_max = float(eig0[0]), float(eig0[-1])
     eta = c / lam_max
     losses, pl_ratios = [], []
-    trained = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    trained = {k: v.clone() for k, v in params.items()}
     for _ in range(steps):
-        loss = 0.5 * ((forward(trained, fixed, x) - y) ** 2).sum()
-        grads = torch.autograd.grad(loss, list(trained.values()))
-        # At m = 1,024 a step streams m x m float64 matrices from memory: a dot product and an in-place update read
-        # each gradient once, where g ** 2 and p -= eta * g also write a temporary of its size.
-        grad_sq, value = torch.stack([sum(torch.dot(g.flatten(), g.flatten()) for g in grads), loss.detach()]).tolist()
+        hidden = hidden_layers(trained, fixed, x)
+        residual = hidden[-1] @ fixed["B"].T - y
+        errors = layer_errors(trained, fixed, hidden, residual)
+        grad_sq, value = torch.stack([squared_gradient_norm(hidden, errors), 0.5 * (residual ** 2).sum()]).tolist()
         losses.append(value)
         pl_ratios.append(grad_sq / value)
-        with torch.no_grad():
-            for p, g in zip(trained.values(), grads):
-                p.sub_(g, alpha=eta)
-    final = {k: v.detach() for k, v in trained.items()}
+        descend(trained, hidden, errors, eta)
+    final = trained
     losses.append(float(0.5 * ((forward(final, fixed, x) - y) ** 2).sum()))
     half = len(losses) // 2
     fit = stats.linregress(np.arange(half, len(losses)), np.log(losses[half:]))
@@ -202,20 +232,19 @@ def memorise(x: torch.Tensor, labels: torch.Tensor, m: int, depth: int, seed: in
     """Full-batch GD on cross-entropy in the paper's parameterisation until 100% training accuracy (A8)."""
     params = init_network(x.shape[1], m, depth, int(labels.max()) + 1, seed)
     fixed = {"A": params.pop("A"), "B": params.pop("B")}
-    trained = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    steps_to_fit = None
+    trained = {k: v.clone() for k, v in params.items()}
+    steps_to_fit, onehot = None, torch.nn.functional.one_hot(labels, int(labels.max()) + 1).to(x.dtype)
     for step in range(max_steps + 1):
-        out = forward(trained, fixed, x)
+        hidden = hidden_layers(trained, fixed, x)
+        out = hidden[-1] @ fixed["B"].T
         if bool((out.argmax(1) == labels).all()):
             steps_to_fit = step
             break
         if step == max_steps:
             break
-        loss = torch.nn.functional.cross_entropy(out, labels)
-        grads = torch.autograd.grad(loss, list(trained.values()))
-        with torch.no_grad():
-            for p, g in zip(trained.values(), grads):
-                p -= lr * g
+        # d(mean cross-entropy)/d logits = (softmax - one-hot) / n
+        errors = layer_errors(trained, fixed, hidden, (torch.softmax(out, 1) - onehot) / len(labels))
+        descend(trained, hidden, errors, lr)
     with torch.no_grad():
         out = forward(trained, fixed, x)
         accuracy = float((out.argmax(1) == labels).double().mean())
