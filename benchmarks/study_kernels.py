@@ -14,6 +14,8 @@
 - The NTK study's gradient-descent run at its widest network (`ntk.train_gd`, m 1,024, depth 2, 300 steps; the
   gradient written out and added into each weight in place) against the same run with the step it replaced
   (autograd's gradients, a dot product for their norm, p.sub_).
+- An augmented digits epoch's batches (`train.Batches`, the epoch augmented in one call) against an augmentation
+  call per batch, with whether the batches are bit-identical.
 - The start-up of a training process's optimizer: the CPU seconds of a fresh interpreter that builds and steps
   torch.optim.SGD, against one that builds and steps `globalmin.optim.SGD` (torch imported in both), and
   whether torch._dynamo was imported.
@@ -207,6 +209,33 @@ def ntk_gd_row(repeats: int) -> dict:
             "globalmin_s": round(ours, 3), "replaced_s": round(before, 3), "speedup": round(before / ours, 2)}
 
 
+def epoch_augmentation_row(repeats: int) -> dict:
+    """An augmented digits epoch's batches (train.Batches: one augmentation call per epoch) against the
+    per-batch augmentation call it replaced, with whether every batch is bit-identical."""
+    from globalmin import augment
+    from globalmin.runinfo import generator
+    from globalmin.train import Batches, make_schedule
+
+    data = datamod.load(REPO / "data" / "prepared" / "digits.pt")
+    spec, schedule = augment.spec_for("digits"), make_schedule(data.n_train, 64, 1, 0.5)
+
+    def per_epoch() -> list[torch.Tensor]:  # a fresh Batches each time: the epoch's draws and images are made anew
+        batches = Batches(0, data, 64, schedule, spec)
+        return [batches(it)[0] for it in range(schedule.iters_per_epoch)]
+
+    def per_batch() -> list[torch.Tensor]:  # the replaced loop: each batch augmented by its own call
+        batches = Batches(0, data, 64, schedule)
+        return [augment.augment(data.x_train[batches.indices(it)], spec, generator(0, "augment", it))
+                for it in range(schedule.iters_per_epoch)]
+
+    ours, before = best_seconds(per_epoch, repeats), best_seconds(per_batch, repeats)
+    return {"what": f"one augmented digits epoch ({schedule.iters_per_epoch} batches of 64): draws and one "
+                    "augmentation call for the epoch vs a call per batch",
+            "globalmin_ms": round(1e3 * ours, 2), "replaced_ms": round(1e3 * before, 2),
+            "speedup": round(before / ours, 2),
+            "bit_identical": all(torch.equal(a, b) for a, b in zip(per_epoch(), per_batch()))}
+
+
 def startup_row(repeats: int) -> dict:
     """CPU seconds of a fresh process that steps torch.optim.SGD against one that steps globalmin.optim.SGD."""
     makes = {"torch_optim": "opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)",
@@ -233,6 +262,7 @@ def main() -> None:
               "jacobian": jacobian_row(args.repeats), "trace_kernel": trace_kernel_row(max(3, args.repeats // 5)),
               "ntk_kernel": ntk_kernel_row(max(3, args.repeats // 5)),
               "ntk_gd": ntk_gd_row(max(3, args.repeats // 10)), "fc_theory_proofs": fc_proofs_row(),
+              "epoch_augmentation": epoch_augmentation_row(args.repeats),
               "optimizer_startup": startup_row(max(3, args.repeats // 4)), "date": time.strftime("%Y-%m-%d")}
     write_record(record, args.out, "study-kernels")
 

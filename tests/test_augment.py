@@ -43,7 +43,7 @@ def test_affine_identity_and_reproducibility():
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
 
 
-def test_batches_draw_each_epoch_at_once_exactly_as_iteration_by_iteration():
+def test_batches_draw_and_augment_each_epoch_at_once_exactly_as_iteration_by_iteration():
     from globalmin.data import Prepared
     from globalmin.train import Batches, make_schedule
 

@@ -8,7 +8,7 @@ probability 1/2, an affine map with uniform angle and scale and nearest-neighbou
 Drawing and applying are apart: `draw` takes an iteration's random parameters from a torch.Generator on the
 CPU (so every device gets the same numbers, and an iteration's augmentation depends only on its seed), and
 `apply` uses them on the batch's device. The training loop draws a whole epoch's parameters at once and moves
-them to the device in one copy, so a step never waits on the host.
+them to the device in one copy, then augments the whole epoch there in one call, so a step never waits on the host.
 """
 
 from __future__ import annotations

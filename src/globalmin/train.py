@@ -87,7 +87,8 @@ class Batches:
     augmented run's images are augmented with draws from (seed, 'augment', it).
 
     Draws are made on the CPU (the same numbers on every device) for a whole epoch at once and moved to the
-    device in one copy, so a step only slices device tensors: no host sync and no host-to-device copy per step.
+    device in one copy, and the epoch's images are augmented in one call there, so a step only slices device
+    tensors: no host sync and no host-to-device copy per step (the price: one augmented copy of the training set).
     `memory_format` is the layout the model wants its inputs in (channels_last on a GPU).
     """
 
@@ -95,18 +96,21 @@ class Batches:
                  spec: Augmentation | None = None, memory_format: torch.memory_format = torch.contiguous_format):
         self.seed, self.data, self.batch_size, self.schedule, self.spec = seed, data, batch_size, schedule, spec
         self.memory_format = memory_format
-        self._epoch, self._perm, self._params = -1, torch.empty(0, dtype=torch.long), {}
+        self._epoch, self._perm, self._images = -1, torch.empty(0, dtype=torch.long), None
 
     def _draw_epoch(self, epoch: int) -> None:
-        """Permutation and augmentation parameters of every iteration of `epoch`, onto the device at once."""
+        """Permutation and augmentation parameters of every iteration of `epoch`, onto the device at once, and the
+        epoch's augmented images: the ops are per sample, so one call over the epoch gives each batch's pixels
+        bit for bit (tests/test_augment.py) at a fifth of the per-batch calls' time on the CPU."""
         device = self.data.y_train.device
         perm = torch.randperm(self.data.n_train, generator=generator(self.seed, "shuffle", epoch))
-        self._epoch, self._perm, self._params = epoch, perm.to(device), {}
+        self._epoch, self._perm, self._images = epoch, perm.to(device), None
         if self.spec is not None:
             first, bs = epoch * self.schedule.iters_per_epoch, self.batch_size
             draws = [aug.draw(self.spec, len(perm[k * bs:(k + 1) * bs]), generator(self.seed, "augment", first + k))
                      for k in range(self.schedule.iters_per_epoch)]
-            self._params = {key: torch.cat([d[key] for d in draws]).to(device) for key in draws[0]}
+            params = {key: torch.cat([d[key] for d in draws]).to(device) for key in draws[0]}
+            self._images = aug.apply(self.data.x_train[self._perm], self.spec, params)
 
     def indices(self, it: int) -> torch.Tensor:
         """Training-set indices of iteration `it`, on the data's device."""
@@ -118,11 +122,11 @@ class Batches:
     def __call__(self, it: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels) of iteration `it`, the inputs augmented if the run is."""
         idx = self.indices(it)
-        x = self.data.x_train[idx]
-        if self.spec is not None:
+        if self._images is None:
+            x = self.data.x_train[idx]
+        else:
             k = it % self.schedule.iters_per_epoch
-            part = slice(k * self.batch_size, (k + 1) * self.batch_size)
-            x = aug.apply(x, self.spec, {key: value[part] for key, value in self._params.items()})
+            x = self._images[k * self.batch_size:(k + 1) * self.batch_size]
         return x.contiguous(memory_format=self.memory_format), self.data.y_train[idx]
 
 
