@@ -181,14 +181,14 @@ def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad
         return model(x).reshape(-1) - yv  # the same arithmetic as outputs() and loss(), without their copies
 
     theta, r = flat.clone(), residual()
-    value, eye = float(0.5 * (r ** 2).sum()), None
+    value = float(0.5 * (r ** 2).sum())
+    eye = torch.eye(min(len(r), len(theta)), dtype=theta.dtype)  # J Jᵀ or Jᵀ J, whichever is smaller
     for it in range(iters):
         j, _ = jacobian(model, params, x)  # r is the residual at theta: the accepted trial's, or the first
         g = j.T @ r
         if float(g.norm()) <= grad_target:
             return it
         small = j @ j.T if j.shape[0] < j.shape[1] else j.T @ j  # solve in the smaller of the two spaces
-        eye = torch.eye(len(small), dtype=small.dtype) if eye is None else eye
         while True:
             chol, info = torch.linalg.cholesky_ex(small + damping * eye)
             if int(info) == 0:

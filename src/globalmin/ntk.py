@@ -73,7 +73,8 @@ def forward(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x:
     return (out, pre) if return_preacts else out
 
 
-def hidden_layers(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+def hidden_layers(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor],
+                  x: torch.Tensor) -> list[torch.Tensor]:
     """h_0 .. h_L of every input (n x m each): the inputs of W_1 .. W_L, then the input of B."""
     hidden = [torch.relu(x @ fixed["A"].T)]
     for layer in range(1, len(trained) + 1):
@@ -84,13 +85,15 @@ def hidden_layers(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tenso
 def layer_errors(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], hidden: list[torch.Tensor],
                  out_grad: torch.Tensor) -> list[torch.Tensor]:
     """δ_1 .. δ_L (n x m each) from dF/df (n x d_out): the gradient of F with respect to W_l is δ_lᵀ h_{l-1}.
+    With a leading dimension (out_grad n x d_out x d_out, hidden n x 1 x m), the same per point and output: what
+    `jacobian` writes out.
 
     Back-propagation written out with autograd's own relu kernel (threshold_backward), so that a GD step can add
     the rank-n update δ_lᵀ h_{l-1} into W_l in place (`descend`): autograd would write each m x m gradient
     out first, and the step then read it again (benchmarks/results/study-kernels-cpu-2core.json, row ntk_gd)."""
     errors, grad = [], out_grad @ fixed["B"]  # dF / dh_L
     for layer in range(len(trained), 0, -1):
-        errors.insert(0, torch.ops.aten.threshold_backward(grad, hidden[layer], 0))
+        errors.insert(0, torch.ops.aten.threshold_backward(grad, hidden[layer].expand_as(grad), 0))
         if layer > 1:  # the gradient with respect to h_0 (A is fixed) is not needed
             grad = errors[0] @ trained[f"W{layer}"]
     return errors
@@ -114,22 +117,18 @@ def jacobian(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x
     Back-propagation of every output written out, with the kernel autograd runs for relu (threshold_backward),
     straight into one preallocated matrix. Why not torch.func.jacrev: it back-propagates n·d_out one-hot
     cotangents through the whole batch, and its per-layer blocks must then be copied into one J (twice J's
-    memory): 1.6 to 2 times the time of this at m = 1,024, depth 2 (benchmarks/results/study-kernels-cpu-2core.json).
-    Equal to jacrev's up to float64 rounding (the matmuls back through W_l have another shape, so BLAS may sum in
-    another order): tests/test_ntk.py."""
+    memory): 1.6 to 2 times the time of this at m = 1,024, depth 2
+    (benchmarks/results/study-kernels-cpu-2core.json). Equal to jacrev's up to float64 rounding (the matmuls back
+    through W_l have another shape, so BLAS may sum in another order): tests/test_ntk.py."""
     hidden = hidden_layers(trained, fixed, x)
-    (n, _), (d_out, m) = x.shape, fixed["B"].shape
-    sizes = [trained[f"W{layer}"].numel() for layer in range(1, len(trained) + 1)]
+    (n, _), d_out = x.shape, fixed["B"].shape[0]
+    # one-hot cotangents: identity @ B is B exactly, so errors[l - 1][i, o] is d f_o(x_i) / d (W_l h_{l-1}(x_i))
+    cotangents = torch.eye(d_out, dtype=x.dtype, device=x.device).expand(n, d_out, d_out)
+    errors = layer_errors(trained, fixed, [h[:, None, :] for h in hidden], cotangents)
+    sizes = [e.shape[-1] * h.shape[-1] for e, h in zip(errors, hidden)]
     jac = torch.empty(n * d_out, sum(sizes), dtype=x.dtype, device=x.device)
-    grad = fixed["B"].expand(n, d_out, m)  # d f_o(x_i) / d h_L(x_i)
-    for layer in range(len(trained), 0, -1):
-        weight = trained[f"W{layer}"]
-        grad = torch.ops.aten.threshold_backward(grad, hidden[layer][:, None, :].expand_as(grad), 0)
-        start = sum(sizes[:layer - 1])
-        block = jac[:, start:start + sizes[layer - 1]].view(n, d_out, *weight.shape)
-        torch.mul(grad[..., :, None], hidden[layer - 1][:, None, None, :], out=block)  # outer products, in place
-        if layer > 1:  # the gradient with respect to h_0 (A is fixed) is not needed
-            grad = grad @ weight
+    for block, e, h in zip(jac.split(sizes, dim=1), errors, hidden):
+        torch.mul(e[..., :, None], h[:, None, None, :], out=block.view(n, d_out, e.shape[-1], h.shape[-1]))
     return jac
 
 
@@ -230,10 +229,11 @@ def digits_on_sphere(images: torch.Tensor, labels: torch.Tensor, n: int,
 def memorise(x: torch.Tensor, labels: torch.Tensor, m: int, depth: int, seed: int, lr: float,
              max_steps: int) -> dict[str, Any]:
     """Full-batch GD on cross-entropy in the paper's parameterisation until 100% training accuracy (A8)."""
-    params = init_network(x.shape[1], m, depth, int(labels.max()) + 1, seed)
+    classes = int(labels.max()) + 1
+    params = init_network(x.shape[1], m, depth, classes, seed)
     fixed = {"A": params.pop("A"), "B": params.pop("B")}
     trained = {k: v.clone() for k, v in params.items()}
-    steps_to_fit, onehot = None, torch.nn.functional.one_hot(labels, int(labels.max()) + 1).to(x.dtype)
+    steps_to_fit, onehot = None, torch.nn.functional.one_hot(labels, classes).to(x.dtype)
     for step in range(max_steps + 1):
         hidden = hidden_layers(trained, fixed, x)
         out = hidden[-1] @ fixed["B"].T
