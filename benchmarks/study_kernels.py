@@ -14,6 +14,9 @@
 - The NTK study's gradient-descent run at its widest network (`ntk.train_gd`, m 1,024, depth 2, 300 steps; the
   gradient written out and added into each weight in place) against the same run with the step it replaced
   (autograd's gradients, a dot product for their norm, p.sub_).
+- The local-minimum study's first-order phase over its default grid (`local_minima.first_order`: the gradient
+  written out with autograd's kernels, one Adam update of one flat vector) against autograd and a per-tensor
+  update, with whether every student ends bit-identical.
 - An augmented digits epoch's batches (`train.Batches`, the epoch augmented in one call) against an augmentation
   call per batch, with whether the batches are bit-identical.
 - The start-up of a training process's optimizer: the CPU seconds of a fresh interpreter that builds and steps
@@ -209,6 +212,46 @@ def ntk_gd_row(repeats: int) -> dict:
             "globalmin_s": round(ours, 3), "replaced_s": round(before, 3), "speedup": round(before / ours, 2)}
 
 
+def lm_first_order_row(repeats: int) -> dict:
+    """The local-minimum study's first-order phase over its default grid (144 students, 300 full-batch Adam steps
+    each; `local_minima.first_order`: gradient written out, one update of one flat vector) against the loop it
+    replaced (autograd's backward, then the update of every parameter tensor), with whether every student ends
+    bit-identical."""
+    from globalmin.optim import Adam
+    from globalmin.runinfo import derive_seed
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["local_minima"]
+    prepared = {"digits": str(REPO / "data" / "prepared" / "digits.pt")}
+    grid = [(lm.make_data(kind, cfg, prepared), kind, activation, depth, width, seed) for kind in cfg["data"]
+            for activation in cfg["activations"]
+            for depth, width, seed in itertools.product(cfg["depths"], cfg["widths"], cfg["seeds"])]
+
+    def replaced(model: lm.Student, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int) -> None:
+        opt = Adam(list(model.parameters()), lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            (0.5 * ((model(x) - y) ** 2).sum()).backward()
+            opt.step()
+
+    def phase(train: Callable[..., None]) -> tuple[float, list[torch.Tensor]]:
+        finals, start = [], time.perf_counter()
+        for (x, y), kind, activation, depth, width, seed in grid:
+            model = lm.build_student(x.shape[1], width, depth, y.shape[1], activation,
+                                     derive_seed(seed, "lm-init", kind, activation, depth, width))
+            train(model, x, y, cfg["lr"], cfg["steps"])
+            finals.append(torch.nn.utils.parameters_to_vector(model.parameters()).detach())
+        return time.perf_counter() - start, finals
+
+    ours = [phase(lambda m, x, y, lr, steps: lm.first_order(m, x, y, "adam", lr, steps)) for _ in range(repeats)]
+    before = [phase(replaced) for _ in range(repeats)]
+    best, best_before = min(t for t, _ in ours), min(t for t, _ in before)
+    return {"what": f"local_minima.first_order over the default grid ({len(grid)} students, {cfg['steps']} Adam "
+                    "steps each): written-out gradient and one flat update vs autograd and a per-tensor update",
+            "globalmin_s": round(best, 3), "replaced_s": round(best_before, 3),
+            "speedup": round(best_before / best, 2),
+            "bit_identical": all(torch.equal(a, b) for a, b in zip(ours[0][1], before[0][1]))}
+
+
 def epoch_augmentation_row(repeats: int) -> dict:
     """An augmented digits epoch's batches (train.Batches: one augmentation call per epoch) against the
     per-batch augmentation call it replaced, with whether every batch is bit-identical."""
@@ -263,6 +306,7 @@ def main() -> None:
               "ntk_kernel": ntk_kernel_row(max(3, args.repeats // 5)),
               "ntk_gd": ntk_gd_row(max(3, args.repeats // 10)), "fc_theory_proofs": fc_proofs_row(),
               "epoch_augmentation": epoch_augmentation_row(args.repeats),
+              "lm_first_order": lm_first_order_row(max(2, args.repeats // 10)),
               "optimizer_startup": startup_row(max(3, args.repeats // 4)), "date": time.strftime("%Y-%m-%d")}
     write_record(record, args.out, "study-kernels")
 

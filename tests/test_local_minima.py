@@ -294,3 +294,33 @@ def test_jacobian_equals_torch_func_bit_for_bit(activation, depth, width, d_out)
     assert blocks[0][1].start == 0 and blocks[-1][1].stop == j.shape[1]
     assert all(a[1].stop == b[1].start for a, b in itertools.pairwise(blocks))
     assert blocks[-1][1].stop - blocks[-1][1].start == (width + 1) * d_out
+
+
+@pytest.mark.parametrize("activation, depth, width, d_out, optimizer", [
+    ("tanh", 1, 2, 1, "adam"), ("relu", 2, 16, 3, "adam"), ("tanh", 3, 4, 3, "adam"), ("relu", 1, 8, 1, "gd")])
+def test_written_out_first_order_phase_equals_autograd_and_torch_optim_bit_for_bit(activation, depth, width, d_out,
+                                                                                    optimizer):
+    x = torch.randn(13, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(13, d_out, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ours, theirs = (lm.build_student(5, width, depth, d_out, activation, 7) for _ in range(2))
+
+    # one gradient: write_gradient against autograd's, and every view inside the one flat buffer
+    flat = torch.full((sum(p.numel() for p in ours.parameters()),), float("nan"), dtype=torch.float64)
+    lm.write_gradient(ours, x, y, lm.gradient_views(ours, flat))
+    (0.5 * ((theirs(x) - y) ** 2).sum()).backward()
+    assert torch.equal(flat, torch.cat([p.grad.flatten() for p in theirs.parameters()]))
+    theirs.zero_grad(set_to_none=True)
+
+    # the whole phase: one flat vector's update against torch.optim's class updating every tensor
+    lm.first_order(ours, x, y, optimizer, 0.01, 25)
+    reference = torch.optim.Adam(theirs.parameters(), lr=0.01) if optimizer == "adam" else \
+        torch.optim.SGD(theirs.parameters(), lr=0.01)
+    for _ in range(25):
+        reference.zero_grad()
+        (0.5 * ((theirs(x) - y) ** 2).sum()).backward()
+        reference.step()
+    moved = [not torch.equal(p, q) for p, q in zip(theirs.parameters(), lm.build_student(5, width, depth, d_out,
+                                                                                           activation, 7).parameters())]
+    assert all(moved)  # the comparison below is not of two untouched nets
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(p, q)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.func import functional_call
 
 from globalmin.claims import write_fragment
@@ -151,14 +152,54 @@ def grad_norm(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor
 
 # ------------------------------------------------------------------------------------------- training
 
-def first_order(model: Student, x: torch.Tensor, y: torch.Tensor, optimizer: str, lr: float, steps: int) -> None:
-    """Full-batch Adam or GD on L, in place: moves the seeded init into a basin."""
+def flatten(model: Student) -> torch.Tensor:
+    """One vector of all parameters, which the live parameters become views of (in `model.parameters()` order), so
+    that an optimizer step or a trial step is one operation on one tensor."""
+    flat = nn.utils.parameters_to_vector(model.parameters()).detach()
+    for p, piece in zip(model.parameters(), flat.split([p.numel() for p in model.parameters()])):
+        p.data = piece.view_as(p)
+    return flat
+
+
+def gradient_views(model: Student, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (weight, bias) gradient as views of `flat`, laid out as `flatten` lays out the parameters."""
     params = list(model.parameters())
-    opt = Adam(params, lr=lr) if optimizer == "adam" else SGD(params, lr=lr)  # torch.optim's, see optim.py
+    views = [g.view_as(p) for p, g in zip(params, flat.split([p.numel() for p in params]))]
+    return list(zip(views[0::2], views[1::2]))
+
+
+@torch.no_grad()
+def write_gradient(model: Student, x: torch.Tensor, y: torch.Tensor,
+                   views: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """∇L written into `views` (from `gradient_views`): back-propagation written out with the kernels autograd runs
+    for nn.Linear (addmm), the activation and ½‖f − y‖², so bit-identical to autograd's gradient (tests).
+
+    Why not autograd: at the study's sizes (n = 96, widths up to 16) building the graph and running the engine
+    cost more than the arithmetic: the first-order phase's 43,200 steps took 13.9 s with autograd and take 5.5 s
+    so (benchmarks/results/study-kernels-cpu-2core.json, row lm_first_order)."""
+    layers = [*model.hidden, model.out]
+    hidden = [x]  # each layer's input
+    for layer in model.hidden:
+        hidden.append(model.act(F.linear(hidden[-1], layer.weight, layer.bias)))
+    grad = F.linear(hidden[-1], model.out.weight, model.out.bias) - y  # dL/df: autograd's 0.5 · (2 (f − y)), exact
+    for k in range(len(model.hidden), -1, -1):
+        weight_grad, bias_grad = views[k]
+        torch.mm(grad.t(), hidden[k], out=weight_grad)  # autograd's mm for addmm's transposed weight, transposed
+        torch.sum(grad, 0, out=bias_grad)
+        if k:  # through layer k's weight and the activation whose output is hidden[k]
+            grad = BACKWARD[model.act](grad.mm(layers[k].weight), hidden[k])
+
+
+def first_order(model: Student, x: torch.Tensor, y: torch.Tensor, optimizer: str, lr: float, steps: int) -> None:
+    """Full-batch Adam or GD on L, in place: moves the seeded init into a basin. The optimizer updates the one vector
+    the parameters view: elementwise updates, so the same bits as updating each tensor (tests)."""
+    flat = flatten(model)
+    grad = torch.empty_like(flat)
+    views = gradient_views(model, grad)
+    opt = Adam([flat], lr=lr) if optimizer == "adam" else SGD([flat], lr=lr)  # torch.optim's, see optim.py
     for _ in range(steps):
-        opt.zero_grad()
-        (0.5 * ((model(x) - y) ** 2).sum()).backward()
-        opt.step()
+        write_gradient(model, x, y, views)
+        opt.step([grad])
 
 
 @torch.no_grad()
@@ -170,19 +211,16 @@ def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad
     ‖∇L‖ <= grad_target, or when no damping gives descent (a ReLU kink, or the end of float64 precision).
     """
     yv, damping = y.reshape(-1), 1e-3
-    params = dict(model.named_parameters())  # the live parameters: each trial step is written into them
     # The live parameters become views of one vector, so that a trial step is one subtraction written into it
     # (nn.utils.vector_to_parameters rebinds every tensor, a third of this loop's time at the study's sizes).
-    flat = nn.utils.parameters_to_vector(model.parameters()).detach()
-    for p, piece in zip(model.parameters(), flat.split([p.numel() for p in model.parameters()])):
-        p.data = piece.view_as(p)
+    flat = flatten(model)
+    params = dict(model.named_parameters())  # the live parameters: each trial step is written into them
 
     def residual() -> torch.Tensor:
         return model(x).reshape(-1) - yv  # the same arithmetic as outputs() and loss(), without their copies
 
     theta, r = flat.clone(), residual()
     value = float(0.5 * (r ** 2).sum())
-    eye = torch.eye(min(len(r), len(theta)), dtype=theta.dtype)  # J Jᵀ or Jᵀ J, whichever is smaller
     for it in range(iters):
         j, _ = jacobian(model, params, x)  # r is the residual at theta: the accepted trial's, or the first
         g = j.T @ r
@@ -190,7 +228,9 @@ def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad
             return it
         small = j @ j.T if j.shape[0] < j.shape[1] else j.T @ j  # solve in the smaller of the two spaces
         while True:
-            chol, info = torch.linalg.cholesky_ex(small + damping * eye)
+            damped = small.clone()
+            damped.diagonal().add_(damping)  # small + λI, with the same bits as adding λ times the identity
+            chol, info = torch.linalg.cholesky_ex(damped)
             if int(info) == 0:
                 # (JᵀJ + λI)⁻¹ Jᵀ r = Jᵀ (JJᵀ + λI)⁻¹ r: the same step from either side
                 step = (j.T @ torch.cholesky_solve(r[:, None], chol)).flatten() if j.shape[0] < j.shape[1] \
@@ -252,7 +292,7 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
     weights = [params[f"{name}.weight"] for name in layers]
     hidden = [x]  # each hidden layer's input, then the last hidden layer's output
     for name, weight in zip(layers[:-1], weights):
-        hidden.append(model.act(torch.nn.functional.linear(hidden[-1], weight, params[f"{name}.bias"])))
+        hidden.append(model.act(F.linear(hidden[-1], weight, params[f"{name}.bias"])))
     n, d_out = x.shape[0], weights[-1].shape[0]
     grad = torch.eye(d_out, dtype=x.dtype, device=x.device).expand(n, d_out, d_out)  # d f_o / d (layer output)
     cols: list[torch.Tensor] = []

@@ -41,12 +41,14 @@ class SGD:
                     p.grad.zero_()
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One update of every parameter that has a gradient, as torch.optim.SGD.step does it."""
+    def step(self, grads: list[torch.Tensor | None] | None = None) -> None:
+        """One update of every parameter that has a gradient, as torch.optim.SGD.step does it; `grads` (one per
+        parameter) stand in for the parameters' .grad where a stage writes its gradients out itself."""
         group = self.param_groups[0]
-        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        grads = [p.grad for p in self.params] if grads is None else grads
+        live = [i for i, g in enumerate(grads) if g is not None]
         buffers = [self.momentum_buffers[i] for i in live]
-        sgd([self.params[i] for i in live], [self.params[i].grad for i in live], buffers,
+        sgd([self.params[i] for i in live], [grads[i] for i in live], buffers,
             foreach=group["foreach"], fused=group["fused"], weight_decay=group["weight_decay"],
             momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"],
             maximize=group["maximize"])
@@ -95,8 +97,10 @@ class Adam:
             p.grad = None
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One update of every parameter (all must have a gradient: the study trains the whole net)."""
-        adam(self.params, [p.grad for p in self.params], self.exp_avgs, self.exp_avg_sqs, [], self.steps,
+    def step(self, grads: list[torch.Tensor] | None = None) -> None:
+        """One update of every parameter (all must have a gradient: the study trains the whole net); `grads` (one
+        per parameter) stand in for the parameters' .grad where a stage writes its gradients out itself."""
+        grads = [p.grad for p in self.params] if grads is None else grads
+        adam(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps,
              foreach=True, amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8,
              maximize=False)
