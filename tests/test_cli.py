@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +14,23 @@ from globalmin.cli import COMMANDS, build_parser, main
 def test_prepare_by_hand(tmp_path, capsys):
     assert main(["prepare", "--dataset", "digits", "--options", '{"test_size": 300}', "--out", str(tmp_path / "d.pt")]) == 0
     assert json.loads(capsys.readouterr().out)["n_train"] == 1497
+
+
+def test_console_script_leaves_its_outputs_streams_and_exit_code_whole(tmp_path):
+    # the console entry skips the interpreter's teardown: what a stage wrote, logged and printed must all be there
+    out = tmp_path / "d.pt"
+    done = subprocess.run([sys.executable, "-m", "globalmin", "prepare", "--dataset", "digits", "--options",
+                           '{"test_size": 300}', "--out", str(out)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and json.loads(done.stdout)["n_train"] == 1497
+    assert out.stat().st_size > 0 and main(["prepare", "--dataset", "digits", "--options", '{"test_size": 300}',
+                                            "--out", str(tmp_path / "again.pt")]) == 0
+    assert out.read_bytes() == (tmp_path / "again.pt").read_bytes()
+    failed = subprocess.run([sys.executable, "-m", "globalmin", "fetch", "--dataset", "digits", "--out",
+                             str(tmp_path / "raw")], capture_output=True, text=True, check=False)
+    assert failed.returncode == 1 and "digits ships with its Python package" in failed.stderr
+    crashed = subprocess.run([sys.executable, "-m", "globalmin", "report", "--help-me"], capture_output=True, text=True,
+                             check=False)
+    assert crashed.returncode == 2 and "arguments are required" in crashed.stderr  # argparse exits as before
 
 
 def test_user_error_is_one_line_without_traceback(tmp_path, caplog):

@@ -1,5 +1,5 @@
 """Allows `python -m globalmin <command>`."""
 
-from globalmin.cli import main
+from globalmin.cli import console
 
-raise SystemExit(main())
+console()

@@ -32,7 +32,9 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     cell = next(c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", []))
     cell.source = parameters_source({"TABLES": inputs["tables"], "CLAIMS": inputs["claims"],
                                      "RUNS_DIR": inputs["runs_dir"], "DATA_DIR": inputs["data_dir"]})
+    # shutdown_kernel "immediate": the kernel is stopped as soon as the last cell's outputs are in, instead of
+    # asked to tear its interpreter (torch included) down and waited for: 0.9 s of a 6.4 s job (measured)
     client = NotebookClient(notebook, timeout=cfg.get("timeout", 600), kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(Path.cwd())}})
+                            shutdown_kernel="immediate", resources={"metadata": {"path": str(Path.cwd())}})
     client.execute()
     write_text(outputs["notebook"], nbformat.writes(notebook) + "\n")
