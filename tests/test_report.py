@@ -102,3 +102,16 @@ def test_every_value_names_its_source(key, value, source):
     assert report.provenance({section: {name: value}}, recorded)[[r["key"] for r in
                                                                   report.provenance({}, [])].index(key)][
         "source"] == "paper (Table 2 of the paper)"
+
+
+def test_the_report_records_the_installed_torch_without_importing_it():
+    import subprocess
+    import sys
+
+    code = ("import importlib.metadata, sys\n"
+            "from globalmin.report import machine\n"
+            "record = machine()\n"
+            "assert record['torch'] == importlib.metadata.version('torch'), record\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from globalmin.datasets import AUTHORS_CODE, FACTS
-from globalmin.runinfo import environment, read_json, write_text
+from globalmin.runinfo import read_json, versions, write_text
 
 PACKAGE_DATA = ("templates/report.html.j2", "templates/summary.md.j2")
 
@@ -98,10 +98,10 @@ def markdown(csv_path: Path) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """The machine and libraries that rendered the report (the runs record their own in metrics.json)."""
+    """The machine and installed libraries that rendered the report (the runs record their own in metrics.json)."""
     import os
 
-    return {**environment(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+    return {**versions(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> None:

@@ -150,22 +150,28 @@ def resolve_device(name: str) -> "torch.device":
     return device
 
 
-def environment(device: "torch.device | None" = None) -> dict[str, Any]:
-    """Software versions and hardware of this process, recorded in every output."""
-    import torch
-
+def versions() -> dict[str, Any]:
+    """Python, platform and the installed libraries' versions, without importing torch: the record of a process
+    that computes nothing with it (the report), for which importing torch would add 1.5 s of start-up."""
     import globalmin
 
-    info = {
+    return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "globalmin": globalmin.__version__,
-        "torch": torch.__version__,
+        "torch": importlib.metadata.version("torch"),  # the distribution's (2.14.1); torch's own adds its build
         # the installed distribution's version: importing torchvision would import torch._dynamo (over a CPU-second)
         "torchvision": importlib.metadata.version("torchvision"),
         "numpy": np.__version__,
-        "torch_threads": torch.get_num_threads(),
     }
+
+
+def environment(device: "torch.device | None" = None) -> dict[str, Any]:
+    """Software versions and hardware of this process, recorded in every run: `versions` with torch's own version
+    string (its build too, e.g. 2.14.1+cu130), its threads and the device."""
+    import torch
+
+    info = {**versions(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     if device is not None:
         info["device"] = str(device)
         info["device_name"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
