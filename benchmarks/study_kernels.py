@@ -22,6 +22,8 @@
 - The start-up of a training process's optimizer: the CPU seconds of a fresh interpreter that builds and steps
   torch.optim.SGD, against one that builds and steps `globalmin.optim.SGD` (torch imported in both), and
   whether torch._dynamo was imported.
+- A `globalmin` process's exit: the console entry (os._exit once the stage has returned) against the
+  interpreter's teardown, on a fresh `prepare` of digits.
 One thread, as the pipeline's jobs run. Usage: python benchmarks/study_kernels.py [--repeats 20] [--out FILE]
 Writes benchmarks/results/study-kernels-<machine>.json. Run it on a quiet machine.
 """
@@ -279,6 +281,31 @@ def epoch_augmentation_row(repeats: int) -> dict:
             "bit_identical": all(torch.equal(a, b) for a, b in zip(per_epoch(), per_batch()))}
 
 
+def console_exit_row(repeats: int) -> dict:
+    """Wall seconds of a fresh `globalmin prepare` (digits) process that leaves through the console entry
+    (`cli.console`: os._exit once the stage has returned) against one that leaves through the interpreter's
+    teardown (`sys.exit(cli.main())`, as before), alternated, best and median of `repeats` each."""
+    import statistics
+    import tempfile
+
+    entries = {"console": "from globalmin.cli import console; console()",
+               "teardown": "import sys; from globalmin.cli import main; sys.exit(main())"}
+    times: dict[str, list[float]] = {name: [] for name in entries}
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["prepare", "--dataset", "digits", "--out", f"{tmp}/digits.pt"]
+        for _ in range(repeats):
+            for name, code in entries.items():
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=True)
+                times[name].append(time.perf_counter() - start)
+    row: dict = {"what": "wall seconds of a fresh `globalmin prepare --dataset digits` process (torch imported): "
+                         "leaving with os._exit after the stage vs through the interpreter's teardown"}
+    for name, values in times.items():
+        row[f"{name}_best_s"], row[f"{name}_median_s"] = round(min(values), 3), round(statistics.median(values), 3)
+    row["saved_median_s"] = round(row["teardown_median_s"] - row["console_median_s"], 3)
+    return row
+
+
 def startup_row(repeats: int) -> dict:
     """CPU seconds of a fresh process that steps torch.optim.SGD against one that steps globalmin.optim.SGD."""
     makes = {"torch_optim": "opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)",
@@ -307,7 +334,8 @@ def main() -> None:
               "ntk_gd": ntk_gd_row(max(3, args.repeats // 10)), "fc_theory_proofs": fc_proofs_row(),
               "epoch_augmentation": epoch_augmentation_row(args.repeats),
               "lm_first_order": lm_first_order_row(max(2, args.repeats // 10)),
-              "optimizer_startup": startup_row(max(3, args.repeats // 4)), "date": time.strftime("%Y-%m-%d")}
+              "optimizer_startup": startup_row(max(3, args.repeats // 4)),
+              "console_exit": console_exit_row(max(5, args.repeats // 2)), "date": time.strftime("%Y-%m-%d")}
     write_record(record, args.out, "study-kernels")
 
 

@@ -203,8 +203,9 @@ def entry_point(command: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(spec.module), spec.entry)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `globalmin` console script."""
+def main(argv: list[str] | None = None, freeze_imports: bool = False) -> int:
+    """Run one command; `freeze_imports` (the console script's) exempts every object the imports made from the
+    garbage collector's passes (gc.freeze): module objects live to the end of the process anyway."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -212,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg, inputs, outputs = split_args(args)
     limit_threads(cfg.get("threads") or 1)  # one job's share of the CPU: Snakemake runs jobs side by side
+    stage = entry_point(args.command)  # imports the stage's module, torch included where it computes with it
+    if freeze_imports:
+        gc.freeze()
     try:
-        result = entry_point(args.command)(cfg, inputs, outputs)
+        result = stage(cfg, inputs, outputs)
     except UserError as err:
         # Known failure modes carry a message naming the problem and the fix; no traceback needed.
         logging.getLogger("globalmin").error("%s: %s", type(err).__name__, err)
@@ -232,8 +236,9 @@ def console(argv: list[str] | None = None) -> NoReturn:
     about thirty such jobs (README, "Speed"). Nothing is lost: a stage writes each output whole and closed before
     `main` returns (runinfo.atomic_write); a garbage collection then finalizes whatever a reference cycle still
     holds (an open file, a scratch file deleted with its tensor), and the logs and standard streams are flushed.
+    That collection skips the objects the imports made (frozen before the stage runs): 2 ms instead of 70.
     An unexpected exception is not caught here, so it leaves with its traceback through the usual teardown."""
-    code = main(argv)
+    code = main(argv, freeze_imports=True)
     gc.collect()
     logging.shutdown()
     sys.stdout.flush()

@@ -175,7 +175,7 @@ def write_gradient(model: Student, x: torch.Tensor, y: torch.Tensor,
     for nn.Linear (addmm), the activation and ½‖f − y‖², so bit-identical to autograd's gradient (tests).
 
     Why not autograd: at the study's sizes (n = 96, widths up to 16) building the graph and running the engine
-    cost more than the arithmetic: the first-order phase's 43,200 steps took 13.9 s with autograd and take 5.5 s
+    cost more than the arithmetic: the first-order phase's 43,200 steps took 13.7 s with autograd and take 5.4 s
     so (benchmarks/results/study-kernels-cpu-2core.json, row lm_first_order)."""
     layers = [*model.hidden, model.out]
     hidden = [x]  # each layer's input
