@@ -1,8 +1,8 @@
 """Measure the whole default DAG from a clean copy of the workflow: wall time, CPU time, per-rule job-seconds.
 
 Usage: python benchmarks/pipeline_time.py [--cores N] [--configfile PATH] [--commit REV] [--baseline REV] [--out PATH]
---commit times an earlier commit's workflow and package (git archive; its package first on PYTHONPATH, with
-this environment's libraries). --baseline REV times that commit's default DAG first, then this one, and writes
+--commit times an earlier commit's workflow and package (git archive; its package first on PYTHONPATH and its
+own `globalmin` entry point first on PATH, with this environment's libraries). --baseline REV times that commit's default DAG first, then this one, and writes
 both with their ratio: a change timed against its baseline in one run on the same machine, e.g.
   python benchmarks/pipeline_time.py --baseline 990fcdd --configfile benchmarks/configs/standard-only.yaml \
       --out benchmarks/results/pipeline-vs-990fcdd-cpu-2core.json
@@ -27,6 +27,7 @@ import platform
 import re
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -67,6 +68,21 @@ def logged_job_seconds(log: str) -> dict[str, float]:
     return dict(sorted(seconds.items(), key=lambda item: -item[1]))
 
 
+def console_script(work: Path) -> Path:
+    """A folder holding the `globalmin` command of the commit extracted in `work`: its pyproject's own entry
+    point (module:function) run by this interpreter, as pip would install it, not this checkout's."""
+    import tomllib
+
+    entry = tomllib.loads((work / "pyproject.toml").read_text())["project"]["scripts"]["globalmin"]
+    module, function = entry.split(":")
+    folder = work / ".console"
+    folder.mkdir()
+    script = folder / "globalmin"
+    script.write_text(f"#!{sys.executable}\nimport sys\nfrom {module} import {function}\nsys.exit({function}())\n")
+    script.chmod(0o755)
+    return folder
+
+
 def time_dag(cores: str, configfile: str | None = None, commit: str | None = None) -> dict:
     """One clean run of the DAG (of the working tree, or of `commit`): wall, CPU, jobs, per-rule job-seconds."""
     env = dict(os.environ)
@@ -76,6 +92,7 @@ def time_dag(cores: str, configfile: str | None = None, commit: str | None = Non
             archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(work)], input=archive.stdout, check=True)
             env["PYTHONPATH"] = str(work / "src")
+            env["PATH"] = f"{console_script(work)}{os.pathsep}{env['PATH']}"
         else:
             copy_workflow(work)
         cmd = ["snakemake", "--cores", cores] + (["--configfile", str(Path(configfile).resolve())] if configfile else [])
