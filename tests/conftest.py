@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,11 @@ def digits_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny() -> dict:
     """Fresh copies of the tiny model, train and recipe sections."""
     return {"model": copy.deepcopy(TINY_MODEL), "train": copy.deepcopy(TINY_TRAIN), "recipe": copy.deepcopy(RECIPE)}
+
+
+def fresh_python(code: str) -> str:
+    """The standard output of `code` run in a fresh interpreter (what a new job's process imports)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:

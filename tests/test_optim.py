@@ -1,11 +1,9 @@
 """globalmin.optim against torch.optim: the same updates bit for bit, the same state_dict, no torch._dynamo import."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
+from conftest import fresh_python
 from globalmin.optim import SGD, Adam
 
 
@@ -86,5 +84,4 @@ def test_training_and_the_run_record_do_not_import_torch_dynamo():
             "    opt.zero_grad(); m(torch.ones(4, 3)).sum().backward(); opt.step()\n"
             "assert environment(torch.device('cpu'))['torchvision']\n"
             "print(sorted(k for k in ('torch._dynamo', 'torchvision', 'sympy') if k in sys.modules))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert fresh_python(code) == "[]"

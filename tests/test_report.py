@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import TINY_MODEL, TINY_TRAIN, train_base, train_recipe
+from conftest import TINY_MODEL, TINY_TRAIN, fresh_python, train_base, train_recipe
 from globalmin import aggregate, claims, report
 from globalmin.figures import recipe as recipe_figures
 from globalmin.runinfo import write_json
@@ -105,13 +105,9 @@ def test_every_value_names_its_source(key, value, source):
 
 
 def test_the_report_records_the_installed_torch_without_importing_it():
-    import subprocess
-    import sys
-
     code = ("import importlib.metadata, sys\n"
             "from globalmin.report import machine\n"
             "record = machine()\n"
             "assert record['torch'] == importlib.metadata.version('torch'), record\n"
             "print('torch' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    assert fresh_python(code) == "False"
