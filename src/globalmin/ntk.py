@@ -60,17 +60,9 @@ def init_network(d: int, m: int, depth: int, d_out: int, seed: int) -> dict[str,
     return params
 
 
-def forward(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor,
-            return_preacts: bool = False):
-    """Outputs (n x d_out), and optionally the pre-activations of the trained layers."""
-    h = torch.relu(x @ fixed["A"].T)
-    pre = []
-    for layer in range(1, len(trained) + 1):
-        z = h @ trained[f"W{layer}"].T
-        pre.append(z)
-        h = torch.relu(z)
-    out = h @ fixed["B"].T
-    return (out, pre) if return_preacts else out
+def forward(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Outputs (n x d_out)."""
+    return hidden_layers(trained, fixed, x)[-1] @ fixed["B"].T
 
 
 def hidden_layers(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor],
@@ -149,9 +141,9 @@ def ntk_closed_form_one_layer(trained: dict[str, torch.Tensor], fixed: dict[str,
 def movement(init: dict[str, torch.Tensor], final: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor],
              x: torch.Tensor, k0: torch.Tensor | None = None) -> dict[str, float]:
     """How far training moved: weight distance per layer and in total, ReLU sign flips, relative kernel change."""
-    _, pre0 = forward(init, fixed, x, return_preacts=True)
-    _, pre_t = forward(final, fixed, x, return_preacts=True)
-    flips = sum(int(((a > 0) != (b > 0)).sum()) for a, b in zip(pre0, pre_t)) / sum(a.numel() for a in pre0)
+    # a trained layer's unit is on where its pre-activation is positive, i.e. where its relu output h_l is
+    h0, h_t = hidden_layers(init, fixed, x)[1:], hidden_layers(final, fixed, x)[1:]
+    flips = sum(int(((a > 0) != (b > 0)).sum()) for a, b in zip(h0, h_t)) / sum(a.numel() for a in h0)
     k0 = empirical_ntk(init, fixed, x) if k0 is None else k0
     k_t = empirical_ntk(final, fixed, x)
     per_layer = {k: float((final[k] - init[k]).norm()) for k in final}
