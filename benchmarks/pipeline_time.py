@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/pipeline_time.py [--cores N] [--configfile PATH] [--commit REV] [--baseline REV] [--out PATH]
 --commit times an earlier commit's workflow and package (git archive; its package first on PYTHONPATH and its
-own `globalmin` entry point first on PATH, with this environment's libraries). --baseline REV times that commit's default DAG first, then this one, and writes
-both with their ratio: a change timed against its baseline in one run on the same machine, e.g.
+own `globalmin` entry point first on PATH, with this environment's libraries). --baseline REV times that
+commit's default DAG first, then this one, and writes both with their ratio: a change timed against its
+baseline in one run on the same machine, e.g.
   python benchmarks/pipeline_time.py --baseline 990fcdd --configfile benchmarks/configs/standard-only.yaml \
       --out benchmarks/results/pipeline-vs-990fcdd-cpu-2core.json
 Job-seconds (the time jobs run, summed) are best taken with --cores 1: one job at a
