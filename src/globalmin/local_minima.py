@@ -152,19 +152,24 @@ def grad_norm(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor
 
 # ------------------------------------------------------------------------------------------- training
 
+def views_like(model: Student, flat: torch.Tensor) -> list[torch.Tensor]:
+    """`flat` cut into views shaped as the model's parameters, in `model.parameters()` order."""
+    params = list(model.parameters())
+    return [piece.view_as(p) for p, piece in zip(params, flat.split([p.numel() for p in params]))]
+
+
 def flatten(model: Student) -> torch.Tensor:
     """One vector of all parameters, which the live parameters become views of (in `model.parameters()` order), so
     that an optimizer step or a trial step is one operation on one tensor."""
     flat = nn.utils.parameters_to_vector(model.parameters()).detach()
-    for p, piece in zip(model.parameters(), flat.split([p.numel() for p in model.parameters()])):
-        p.data = piece.view_as(p)
+    for p, view in zip(model.parameters(), views_like(model, flat)):
+        p.data = view
     return flat
 
 
 def gradient_views(model: Student, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each layer's (weight, bias) gradient as views of `flat`, laid out as `flatten` lays out the parameters."""
-    params = list(model.parameters())
-    views = [g.view_as(p) for p, g in zip(params, flat.split([p.numel() for p in params]))]
+    views = views_like(model, flat)
     return list(zip(views[0::2], views[1::2]))
 
 
