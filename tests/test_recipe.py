@@ -136,3 +136,27 @@ def test_same_tau_state_gives_the_same_bytes(runs, digits_file, tmp_path):
     for name in ("model.pt", "curve.csv", "metrics.json", "certificate.json"):
         assert (tmp_path / "again" / name).read_bytes() == (out / "recipe" / name).read_bytes(), name
 
+
+
+def test_the_gpu_bf16_path_runs_here_and_leaves_states_float32_and_the_certificate_float64(runs, digits_file,
+                                                                                        tmp_path, monkeypatch):
+    """config/paper.yaml's bf16 is a CUDA setting (speed_for turns it off elsewhere); forced on here, the same code
+    runs under CPU autocast: a check of the GPU path's code (not its speed) on a machine without a GPU."""
+    out, base_fp32, main, _ = runs
+    monkeypatch.setattr(train, "speed_for", lambda train_cfg, device: train.Speed(bf16=True, channels_last=True))
+    base_bf16 = train_base(digits_file, tmp_path / "base", 3, False, MODEL, TINY_TRAIN, 0.5)
+    state = train.load_tau_state(tmp_path / "base" / "tau_state.pt")
+    assert {v.dtype for v in state["model"].values() if v.is_floating_point()} == {torch.float32}
+    # autocast was on: bf16's 8-bit mantissa moved the run, but not far (two epochs of a tiny net)
+    assert base_bf16["final"]["train_objective"] != base_fp32["final"]["train_objective"]
+    assert base_bf16["final"]["train_objective"] == pytest.approx(base_fp32["final"]["train_objective"], rel=0.1)
+    # A(base) from the float32 run's tau-state: phase 2 in bf16, the certificate and the optimum in float64
+    bf16 = train_recipe(digits_file, out / "base" / "tau_state.pt", tmp_path / "recipe")
+    assert bf16["certificate"] == main["certificate"]
+    # the solver starts from the final head, which bf16 moved: the two optima agree within their error bounds
+    optima = [run["phase2_problem"] for run in (bf16, main)]
+    assert abs(optima[0]["optimum_objective"] - optima[1]["optimum_objective"]) <= sum(
+        o["optimum_error_bound"] for o in optima)
+    assert optima[0]["start_objective"] == optima[1]["start_objective"]  # the perturbed head at tau, in float64
+    assert bf16["final"]["train_objective"] != main["final"]["train_objective"]
+    assert read_json(tmp_path / "recipe" / "certificate.json") == read_json(out / "recipe" / "certificate.json")
