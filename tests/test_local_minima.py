@@ -306,9 +306,12 @@ def test_written_out_first_order_phase_equals_autograd_and_torch_optim_bit_for_b
 
     # one gradient: write_gradient against autograd's, and every view inside the one flat buffer
     flat = torch.full((sum(p.numel() for p in ours.parameters()),), float("nan"), dtype=torch.float64)
-    lm.write_gradient(ours, x, y, lm.gradient_views(ours, flat))
+    lm.write_gradient(ours, dict(ours.named_parameters()), x, y, lm.gradient_views(ours, flat))
     (0.5 * ((theirs(x) - y) ** 2).sum()).backward()
     assert torch.equal(flat, torch.cat([p.grad.flatten() for p in theirs.parameters()]))
+    # and its norm, as the study measures it
+    assert lm.grad_norm(ours, lm.parameters(ours), x, y) == float(torch.sqrt(sum((p.grad ** 2).sum()
+                                                                                  for p in theirs.parameters())))
     theirs.zero_grad(set_to_none=True)
 
     # the whole phase: one flat vector's update against torch.optim's class updating every tensor

@@ -143,11 +143,25 @@ def loss(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
     return 0.5 * ((outputs(model, params, x) - y.reshape(-1)) ** 2).sum()
 
 
-def grad_norm(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> float:
-    """‖∇L‖ over all parameters."""
-    p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    grads = torch.autograd.grad(loss(model, p, x, y), list(p.values()))
-    return float(torch.sqrt(sum((g ** 2).sum() for g in grads)))
+def grad_norm(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> float:
+    """‖∇L‖ over all parameters, the gradient written out as the first-order phase writes it (`write_gradient`)."""
+    views = gradient_views(model, torch.empty(sum(p.numel() for p in params.values()), dtype=x.dtype))
+    write_gradient(model, params, x, y, views)
+    return float(torch.sqrt(sum((g ** 2).sum() for layer in views for g in layer)))
+
+
+def layer_names(model: Student) -> list[str]:
+    """The layers' names in `params` and `model.parameters()` order: hidden.0 .. hidden.{depth-1}, out."""
+    return [f"hidden.{k}" for k in range(len(model.hidden))] + ["out"]
+
+
+def layer_inputs(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    """Each layer's input under `params`: x, then every hidden layer's output (nn.Linear's addmm, then the
+    activation): the forward pass the written-out backward passes (`jacobian`, `write_gradient`) read."""
+    hidden = [x]
+    for name in layer_names(model)[:-1]:
+        hidden.append(model.act(F.linear(hidden[-1], params[f"{name}.weight"], params[f"{name}.bias"])))
+    return hidden
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -174,36 +188,37 @@ def gradient_views(model: Student, flat: torch.Tensor) -> list[tuple[torch.Tenso
 
 
 @torch.no_grad()
-def write_gradient(model: Student, x: torch.Tensor, y: torch.Tensor,
+def write_gradient(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                    views: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """∇L written into `views` (from `gradient_views`): back-propagation written out with the kernels autograd runs
-    for nn.Linear (addmm), the activation and ½‖f − y‖², so bit-identical to autograd's gradient (tests).
+    """∇L under `params` written into `views` (from `gradient_views`): back-propagation written out with the
+    kernels autograd runs for nn.Linear (addmm), the activation and ½‖f − y‖², so bit-identical to autograd's
+    gradient (tests).
 
     Why not autograd: at the study's sizes (n = 96, widths up to 16) building the graph and running the engine
     cost more than the arithmetic: the first-order phase's 43,200 steps took 13.7 s with autograd and take 5.4 s
     so (benchmarks/results/study-kernels-cpu-2core.json, row lm_first_order)."""
-    layers = [*model.hidden, model.out]
-    hidden = [x]  # each layer's input
-    for layer in model.hidden:
-        hidden.append(model.act(F.linear(hidden[-1], layer.weight, layer.bias)))
-    grad = F.linear(hidden[-1], model.out.weight, model.out.bias) - y  # dL/df: autograd's 0.5 · (2 (f − y)), exact
+    names = layer_names(model)
+    hidden = layer_inputs(model, params, x)
+    # dL/df: autograd's 0.5 · (2 (f − y)), exact
+    grad = F.linear(hidden[-1], params["out.weight"], params["out.bias"]) - y
     for k in range(len(model.hidden), -1, -1):
         weight_grad, bias_grad = views[k]
         torch.mm(grad.t(), hidden[k], out=weight_grad)  # autograd's mm for addmm's transposed weight, transposed
         torch.sum(grad, 0, out=bias_grad)
         if k:  # through layer k's weight and the activation whose output is hidden[k]
-            grad = BACKWARD[model.act](grad.mm(layers[k].weight), hidden[k])
+            grad = BACKWARD[model.act](grad.mm(params[f"{names[k]}.weight"]), hidden[k])
 
 
 def first_order(model: Student, x: torch.Tensor, y: torch.Tensor, optimizer: str, lr: float, steps: int) -> None:
     """Full-batch Adam or GD on L, in place: moves the seeded init into a basin. The optimizer updates the one vector
     the parameters view: elementwise updates, so the same bits as updating each tensor (tests)."""
     flat = flatten(model)
+    params = dict(model.named_parameters())  # the live parameters, views of flat
     grad = torch.empty_like(flat)
     views = gradient_views(model, grad)
     opt = Adam([flat], lr=lr) if optimizer == "adam" else SGD([flat], lr=lr)  # torch.optim's, see optim.py
     for _ in range(steps):
-        write_gradient(model, x, y, views)
+        write_gradient(model, params, x, y, views)
         opt.step([grad])
 
 
@@ -292,12 +307,9 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
     J about 17,000 times in the default study, and vmap(jacrev) of one point spends 2 to 3 ms per call in
     dispatch, four to five times this (benchmarks/results/study-kernels-cpu-2core.json). Bit-identical to
     vmap(jacrev) and to jacrev of the whole batch (tests/test_local_minima.py)."""
-    depth = len(model.hidden)
-    layers = [f"hidden.{k}" for k in range(depth)] + ["out"]
+    depth, layers = len(model.hidden), layer_names(model)
     weights = [params[f"{name}.weight"] for name in layers]
-    hidden = [x]  # each hidden layer's input, then the last hidden layer's output
-    for name, weight in zip(layers[:-1], weights):
-        hidden.append(model.act(F.linear(hidden[-1], weight, params[f"{name}.bias"])))
+    hidden = layer_inputs(model, params, x)
     n, d_out = x.shape[0], weights[-1].shape[0]
     grad = torch.eye(d_out, dtype=x.dtype, device=x.device).expand(n, d_out, d_out)  # d f_o / d (layer output)
     cols: list[torch.Tensor] = []
