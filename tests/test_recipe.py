@@ -9,11 +9,12 @@ import torch
 
 from conftest import RECIPE, TINY_MODEL, TINY_TRAIN, train_base, train_recipe
 
-# a body wide enough that the features at tau certify rank n (a width-4 body's have rank about 170 of 1,297)
-MODEL = {**TINY_MODEL, "widths": [32]}
 from globalmin import recipe, train
 from globalmin.models import build_model
 from globalmin.runinfo import read_json
+
+# a body wide enough that the features at tau certify rank n (a width-4 body's have rank about 170 of 1,297)
+MODEL = {**TINY_MODEL, "widths": [32]}
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,6 @@ def test_same_tau_state_gives_the_same_bytes(runs, digits_file, tmp_path):
     train_recipe(digits_file, out / "base" / "tau_state.pt", tmp_path / "again")
     for name in ("model.pt", "curve.csv", "metrics.json", "certificate.json"):
         assert (tmp_path / "again" / name).read_bytes() == (out / "recipe" / name).read_bytes(), name
-
 
 
 def test_the_gpu_bf16_path_runs_here_and_leaves_states_float32_and_the_certificate_float64(runs, digits_file,
