@@ -7,7 +7,9 @@ path); and, for scale, the time of torch.linalg.qr(mode="r") alone (the library
 QR the blocked in-place method replaces to save memory). On a GPU machine (--device cuda) the QR runs there.
 Above --reference-max (default 8,000) there is no NumPy SVD, exact SVD or library QR to compare with (days on a
 CPU; the library QR's copy of Phi does not fit a GPU at n = 73,257): Phi = tanh(Gaussian) is drawn on the
-device and only the in-place QR certificate runs, with its time and, on CUDA, its peak device memory.
+device and only the in-place QR certificate runs, with its time and its peak memory: on CUDA the peak device
+memory, on CPU the process's resident memory before the certificate (Phi and the libraries) and its peak during
+it (Linux: /proc/self/status, the peak reset through /proc/self/clear_refs).
 Usage: python benchmarks/certificate_time.py [--sizes 1000 2000 4000 8000] [--device cpu] [--reference-max N]
        [--out FILE]
 """
@@ -29,6 +31,14 @@ from globalmin.certificate import certify, certify_qr, scratch_matrix
 REPO = Path(__file__).resolve().parents[1]
 
 
+def resident_gib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in GiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 2 ** 20
+    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+
+
 def certificate_alone(n: int, device: torch.device) -> dict:
     """The in-place QR certificate of an n x n tanh(Gaussian) Phi drawn on `device`: time and peak memory."""
     gen = torch.Generator(device=device).manual_seed(n)
@@ -36,6 +46,9 @@ def certificate_alone(n: int, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
+        rss_before = resident_gib("VmRSS")
     start = time.perf_counter()
     cert = certify_qr(phi, overwrite=True)
     seconds = time.perf_counter() - start
@@ -44,6 +57,8 @@ def certificate_alone(n: int, device: torch.device) -> dict:
            "phi_gib": 8 * n * n / 2 ** 30}
     if device.type == "cuda":
         row["peak_device_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    else:
+        row.update(resident_before_gib=rss_before, peak_resident_gib=resident_gib("VmHWM"))
     print(f"n={n:6d}  qr alone {seconds:8.2f}s  {row}", flush=True)
     return row
 
@@ -59,6 +74,9 @@ def main() -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
     rows = []
+    # a small certificate first, so that the imports it makes (scipy's Lanczos) and the solver's first-call set-up
+    # (cuSOLVER's handle on CUDA) are neither timed nor counted in the first size's peak memory
+    certify_qr(torch.rand(64, 64, dtype=torch.float64, device=device), overwrite=True)
     for n in args.sizes:
         if n > args.reference_max:
             rows.append(certificate_alone(n, device))
