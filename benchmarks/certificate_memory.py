@@ -3,7 +3,8 @@
 Each measurement runs in a fresh process: it fills an n x n float64 matrix Phi (tanh of a Gaussian), then a
 sampling thread records the process's anonymous resident memory (RssAnon in /proc/self/status, every 5 ms)
 while one method runs; the peak above the level with Phi alone is the method's working memory, reported in
-units of Phi's size. Methods: 'blocked' (globalmin's in-place blocked QR certificate, factorising Phi itself),
+units of Phi's size. Methods: 'lapack' (globalmin's QR certificate as it runs on CPU in memory: one LAPACK
+dgeqrf on Phi itself), 'blocked' (the in-place blocked QR certificate, the GPU's path, factorising Phi itself),
 'library' (torch.linalg.qr(Phi^T, mode='r') alone, without any sigma estimate), and 'out_of_core' (the
 blocked certificate on a file-backed Phi: its page cache is file-backed, so the anonymous peak is the chunk
 and panel memory only). This is what decides whether SVHN (n = 73,257, Phi = 42.9 GB) fits one 80 GB GPU.
@@ -26,16 +27,10 @@ from pathlib import Path
 
 import torch
 
+from workspace import status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
+
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("blocked", "library", "out_of_core")
-
-
-def rss_anon() -> int:
-    """Anonymous resident memory of this process in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("RssAnon not in /proc/self/status (Linux only)")
+METHODS = ("lapack", "blocked", "library", "out_of_core")
 
 
 def measure(method: str, n: int, chunk_mib: int) -> dict:
@@ -46,14 +41,15 @@ def measure(method: str, n: int, chunk_mib: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         phi = scratch_matrix(n, n, folder) if method == "out_of_core" else torch.empty(n, n, dtype=torch.float64)
         gen = torch.Generator().manual_seed(n)
-        for i in range(0, n, 256):  # filled by blocks so no temporary of Phi's size exists
-            phi[i:i + 256] = torch.randn(min(256, n - i), n, generator=gen, dtype=torch.float64).tanh()
-        base = rss_anon()
+        for i in range(0, n, 256):  # in place: a temporary would stay in the allocator's free lists, and a method
+            phi[i:i + 256].normal_(generator=gen).tanh_()  # reusing it would not show in the anonymous memory
+        certify_qr(torch.rand(64, 64, dtype=torch.float64), overwrite=True)  # its lazy imports are not working memory
+        base = status_bytes("RssAnon")
         peak, done = [base], threading.Event()
 
         def sample() -> None:
             while not done.is_set():
-                peak[0] = max(peak[0], rss_anon())
+                peak[0] = max(peak[0], status_bytes("RssAnon"))
                 time.sleep(0.005)
 
         sampler = threading.Thread(target=sample)
@@ -64,13 +60,13 @@ def measure(method: str, n: int, chunk_mib: int) -> dict:
             sigma_min = None
         else:
             sigma_min = certify_qr(phi, overwrite=True, chunk_bytes=chunk_mib << 20,
-                                   factorisation="blocked")["sigma_min"]
+                                   factorisation="auto" if method == "lapack" else "blocked")["sigma_min"]
         seconds = time.perf_counter() - start
         done.set()
         sampler.join()
         del phi  # before its folder goes
     phi_bytes = 8 * n * n
-    return {"method": method, "n": n, "chunk_mib": chunk_mib if method != "library" else None,
+    return {"method": method, "n": n, "chunk_mib": chunk_mib if method in ("blocked", "out_of_core") else None,
             "phi_bytes": phi_bytes, "working_bytes": peak[0] - base,
             "working_over_phi": round((peak[0] - base) / phi_bytes, 3),
             "seconds_under_sampler": round(seconds, 2),

@@ -11,7 +11,7 @@ device and only the in-place QR certificate runs, with its time and its peak mem
 memory, on CPU the process's resident memory before the certificate (Phi and the libraries) and its peak during
 it (Linux: /proc/self/status, the peak reset through /proc/self/clear_refs).
 Usage: python benchmarks/certificate_time.py [--sizes 1000 2000 4000 8000] [--device cpu] [--reference-max N]
-       [--out FILE]
+       [--factorisation auto|blocked] [--out FILE]
 """
 
 from __future__ import annotations
@@ -27,19 +27,12 @@ import numpy as np
 import torch
 
 from globalmin.certificate import certify, certify_qr, scratch_matrix
+from workspace import status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def resident_gib(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in GiB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 2 ** 20
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
-
-
-def certificate_alone(n: int, device: torch.device) -> dict:
+def certificate_alone(n: int, device: torch.device, factorisation: str = "auto") -> dict:
     """The in-place QR certificate of an n x n tanh(Gaussian) Phi drawn on `device`: time and peak memory."""
     gen = torch.Generator(device=device).manual_seed(n)
     phi = torch.randn(n, n, generator=gen, device=device, dtype=torch.float64).tanh_()
@@ -48,17 +41,17 @@ def certificate_alone(n: int, device: torch.device) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     else:
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
-        rss_before = resident_gib("VmRSS")
+        rss_before = status_bytes("VmRSS") / 2 ** 30
     start = time.perf_counter()
-    cert = certify_qr(phi, overwrite=True)
+    cert = certify_qr(phi, overwrite=True, factorisation=factorisation)
     seconds = time.perf_counter() - start
     row = {"n": n, "qr_seconds": round(seconds, 3), "qr_sigma_min": cert["sigma_min"],
            "qr_sigma_min_lower_bound": cert["sigma_min_lower_bound"], "qr_certified": cert["full_rank"],
-           "phi_gib": 8 * n * n / 2 ** 30}
+           "phi_gib": 8 * n * n / 2 ** 30, "method": cert["method"]}
     if device.type == "cuda":
         row["peak_device_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
     else:
-        row.update(resident_before_gib=rss_before, peak_resident_gib=resident_gib("VmHWM"))
+        row.update(resident_before_gib=rss_before, peak_resident_gib=status_bytes("VmHWM") / 2 ** 30)
     print(f"n={n:6d}  qr alone {seconds:8.2f}s  {row}", flush=True)
     return row
 
@@ -69,6 +62,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reference-max", type=int, default=8000)
+    parser.add_argument("--factorisation", choices=("auto", "blocked"), default="auto",
+                        help="above --reference-max: 'blocked' runs the GPU's hand-blocked QR on CPU too (its memory)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -79,7 +74,7 @@ def main() -> None:
     certify_qr(torch.rand(64, 64, dtype=torch.float64, device=device), overwrite=True)
     for n in args.sizes:
         if n > args.reference_max:
-            rows.append(certificate_alone(n, device))
+            rows.append(certificate_alone(n, device, args.factorisation))
             continue
         phi = np.tanh(np.random.default_rng(n).standard_normal((n, n)))
         start = time.perf_counter()
@@ -115,10 +110,12 @@ def main() -> None:
         row["library_qr_only_seconds"] = round(time.perf_counter() - start, 3)
         rows.append(row)
         print(f"n={n:6d}  numpy {numpy_seconds:8.2f}s  svd {row['svd_seconds']:8.2f}s  qr {row['qr_seconds']:8.2f}s"
-              f"  (torch qr alone {row['library_qr_only_seconds']:7.2f}s)  qr/numpy {row['qr_seconds'] / numpy_seconds:5.2f}  rel diff svd {row['svd_rel_diff']:.1e}"
+              f"  (torch qr alone {row['library_qr_only_seconds']:7.2f}s)"
+              f"  qr/numpy {row['qr_seconds'] / numpy_seconds:5.2f}  rel diff svd {row['svd_rel_diff']:.1e}"
               f" qr {row['qr_rel_diff']:.1e}", flush=True)
     record = {"what": "certificate time and agreement with numpy.linalg.svd (float64), tanh(Gaussian) n x n; "
-                     "qr = in-place QR (LAPACK in memory, blocked on disk or GPU) + inverse iteration + the 1/||R^-1||_F bound",
+                     "qr = in-place QR (LAPACK in memory, blocked on disk or GPU) + inverse iteration "
+                     "+ the 1/||R^-1||_F bound",
               "machine": {"platform": platform.platform(), "device": str(device), "device_name": name,
                           "torch_threads": torch.get_num_threads()},
               "rows": rows, "date": time.strftime("%Y-%m-%d")}

@@ -1,5 +1,5 @@
 """What the benchmarks share: a clean copy of the workflow for those that run it (the tests have the same in
-tests/conftest.py), and where and how a benchmark's record is written."""
+tests/conftest.py), where and how a benchmark's record is written, and this process's memory as Linux reports it."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def write_record(record: dict, out: str | None, name: str) -> Path:
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return path
+
+
+def status_bytes(field: str) -> int:
+    """A memory field of this process's /proc/self/status (RssAnon, VmRSS, VmHWM, ...) in bytes (Linux only)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
