@@ -1,13 +1,13 @@
 """Peak working memory of the QR certificate beyond the feature matrix itself, against torch.linalg.qr.
 
 Each measurement runs in a fresh process: it fills an n x n float64 matrix Phi (tanh of a Gaussian), then a
-sampling thread records the process's anonymous resident memory (RssAnon in /proc/self/status, every 5 ms)
-while one method runs; the peak above the level with Phi alone is the method's working memory, reported in
-units of Phi's size. Methods: 'lapack' (globalmin's QR certificate as it runs on CPU in memory: one LAPACK
-dgeqrf on Phi itself), 'blocked' (the in-place blocked QR certificate, the GPU's path, factorising Phi itself),
-'library' (torch.linalg.qr(Phi^T, mode='r') alone, without any sigma estimate), and 'out_of_core' (the
-blocked certificate on a file-backed Phi: its page cache is file-backed, so the anonymous peak is the chunk
-and panel memory only). This is what decides whether SVHN (n = 73,257, Phi = 42.9 GB) fits one 80 GB GPU.
+sampling thread records the process's anonymous resident memory (RssAnon in /proc/self/status, every 5 ms) while
+one method runs; the peak above the level with Phi alone is the method's working memory, reported in units of
+Phi's size. Methods: 'lapack' (globalmin's QR certificate as it runs on CPU in memory: one LAPACK geqrf through
+torch on Phi itself), 'blocked' (the in-place blocked QR certificate, the GPU's path, factorising Phi itself),
+'library' (torch.linalg.qr(Phi^T, mode='r') alone, without any sigma estimate), and 'out_of_core' (the blocked
+certificate on a file-backed Phi: its page cache is file-backed, so the anonymous peak is the chunk and panel
+memory only). This is what decides whether SVHN (n = 73,257, Phi = 42.9 GB) fits one 80 GB GPU.
 The sampler slows the methods (most of all the file-backed one), so its times are not timings: those are
 measured by certificate_time.py.
 Linux only. Usage: python benchmarks/certificate_memory.py [--sizes 2000 4000 8000] [--out FILE]
