@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from globalmin.certificate import (certify, certify_model, certify_qr, factor_in_place, factor_lapack,
-                                   feature_matrix, inverse_frobenius, scratch_matrix, solve_lower, solve_upper)
+                                   feature_matrix, gram_product, inverse_frobenius, scratch_matrix, solve_lower,
+                                   solve_upper)
 from globalmin.models import build_model
 
 
@@ -102,6 +103,8 @@ def test_blocked_triangular_solves_and_inverse_norm():
     rhs = torch.from_numpy(rng.standard_normal((45, 3)))
     assert torch.allclose(lower @ solve_lower(lower, rhs, block=8), rhs, atol=1e-12)
     assert torch.allclose(lower.mT @ solve_upper(lower, rhs, block=8), rhs, atol=1e-12)
+    wide = torch.cat([lower, torch.ones(45, 5, dtype=lower.dtype)], dim=1)  # L as Phi's first columns: row stride 50
+    assert torch.allclose(gram_product(wide[:, :45], rhs, block=8), lower @ (lower.mT @ rhs), atol=1e-12)
     expected = float(torch.linalg.matrix_norm(torch.linalg.inv(lower)))
     assert abs(inverse_frobenius(lower, block=8) - expected) <= 1e-12 * expected
 

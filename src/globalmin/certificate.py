@@ -11,15 +11,16 @@ Two methods, both in float64, with NumPy's `matrix_rank` tolerance sigma_max * m
 
 The QR is blocked and in place (`factor_in_place`): panels of `block` rows of Phi are factorised with
 LAPACK/cuSOLVER's geqrf, their reflectors applied to the rest in chunks of rows with ormqr, and R^T overwrites
-Phi's first n columns. Beyond Phi itself it needs O((block + chunk) * m) memory, so at the paper's largest
-size (SVHN, n = m_H = 73,257: Phi is 42.9 GB in float64) it fits one 80 GB GPU, where torch.linalg.qr needs a
-second copy of Phi (85.8 GB; its copy measured in benchmarks/results/certificate-memory-cpu-2core.json). The
-same code runs on an on-disk `numpy.memmap` (`scratch_matrix`): the chunked, out-of-core CPU path for n beyond
-the host's memory. The triangular solves are blocked by hand too, because torch.linalg.solve_triangular copies a
-strided n x n factor (measured). Hand-written blocking is kept only where no library QR is known to work in
-place: on a GPU tensor (whether torch.geqrf with an aliased output stays in place on CUDA is unmeasured, and a
-copy of Phi would not fit at n = 73,257) and on a memmap in chunks. On CPU in memory, one LAPACK geqrf through
-torch (`factor_lapack`, its output aliased to Phi^T's column-major view) factorises Phi in place.
+Phi's first n columns. Beyond Phi itself it needs O((block + chunk) * m) memory, so at the paper's largest size
+(SVHN, n = m_H = 73,257: Phi is 42.9 GB in float64) it fits one 80 GB GPU, where torch.linalg.qr needs a second
+copy of Phi (85.8 GB; its copy measured in benchmarks/results/certificate-memory-cpu-2core.json). The same code
+runs on an on-disk `numpy.memmap` (`scratch_matrix`): the chunked, out-of-core CPU path for n beyond the host's
+memory. The triangular solves are blocked by hand too, because torch.linalg.solve_triangular copies a strided n x n
+factor (measured), and so are Lanczos's products with R^T R (`gram_product`: only R's nonzero half). Hand-written
+blocking is kept only where no library QR is known to work in place: on a GPU tensor (whether torch.geqrf with an
+aliased output stays in place on CUDA is unmeasured, and a copy of Phi would not fit at n = 73,257) and on a memmap
+in chunks. On CPU in memory, one LAPACK geqrf through torch (`factor_lapack`, its output aliased to Phi^T's column-
+major view) factorises Phi in place.
 """
 
 from __future__ import annotations
@@ -145,6 +146,25 @@ def solve_upper(lower: torch.Tensor, rhs: torch.Tensor, block: int = BLOCK) -> t
     return x
 
 
+def gram_product(lower: torch.Tensor, x: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
+    """L (L^T x) for the lower-triangular view L, reading only its lower part: a block of rows at a time.
+
+    A dense L @ (L.mT @ x) reads all n^2 entries twice, half of them zeros; this reads about half as much and,
+    being bound by memory bandwidth, takes about half the time (n = 8,000 on two cores: 15 against 31 ms,
+    by hand). torch has no triangular matrix-vector product, and scipy's dtrmv copies a factor with row
+    stride m > n (Phi's first n columns), so the blocks are cut here."""
+    n = len(lower)
+    half = torch.zeros_like(x)  # L^T x
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        half[:e] += lower[s:e, :e].mT @ x[s:e]
+    out = torch.empty_like(x)
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        out[s:e] = lower[s:e, :e] @ half[:e]
+    return out
+
+
 def inverse_frobenius(lower: torch.Tensor, block: int = BLOCK) -> float:
     """||L^-1||_F = ||R^-1||_F, a block of L^-1's columns at a time (column block s:e lives in rows s:)."""
     n = len(lower)
@@ -181,7 +201,7 @@ def largest_singular_value(lower: torch.Tensor, tol: float = 1e-12) -> float:
 
     def product(x):
         v = torch.as_tensor(x, dtype=lower.dtype).to(lower.device).reshape(n, -1)
-        return (lower @ (lower.mT @ v)).cpu().numpy()
+        return gram_product(lower, v).cpu().numpy()
 
     operator = sla.LinearOperator((n, n), matvec=product, matmat=product, dtype=np.float64)
     start = np.random.default_rng(0).standard_normal(n)
