@@ -150,7 +150,7 @@ def gram_product(lower: torch.Tensor, x: torch.Tensor, block: int = BLOCK) -> to
     """L (L^T x) for the lower-triangular view L, reading only its lower part: a block of rows at a time.
 
     A dense L @ (L.mT @ x) reads all n^2 entries twice, half of them zeros; this reads about half as much and,
-    being bound by memory bandwidth, takes about half the time (n = 8,000 on two cores: 15 against 31 ms,
+    being bound by memory bandwidth, takes about half the time (n = 8,000 on two cores: 16 against 31 ms,
     by hand). torch has no triangular matrix-vector product, and scipy's dtrmv copies a factor with row
     stride m > n (Phi's first n columns), so the blocks are cut here."""
     n = len(lower)
