@@ -11,14 +11,19 @@ Counts FLOPs per job kind of the paper profile, as the pipeline now runs them:
     the studies (NTK, fully connected, local minima, beyond-NTK on 32 points) run in minutes and are left out.
 Rates: training and scoring at --gpu-tflops (assumed 25 TFLOP/s unless --measured names a
 benchmarks/train_throughput.py record from a GPU, whose best `paper` variant's TFLOP/s is then used), float64
-at --fp64-tflops (assumed). The CPU rate is measured here on real training steps of the same network.
-Usage: python benchmarks/project_paper_cost.py [--gpu-tflops 25] [--fp64-tflops 30] [--measured FILE] [--out FILE]
+at --fp64-tflops (assumed). With --measured-certificate (a benchmarks/certificate_time.py record from the same
+GPU), a certificate's QR, Lanczos and bound take the time measured at the nearest size, scaled by n^3 (their
+cost's order); only its float64 forward pass that extracts Phi stays at the assumed float64 rate. The CPU rate
+is measured here on real training steps of the same network.
+Usage: python benchmarks/project_paper_cost.py [--gpu-tflops 25] [--fp64-tflops 30] [--measured FILE]
+       [--measured-certificate FILE] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -61,12 +66,20 @@ def measure_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, flops
     return flops / sorted(times)[len(times) // 2]
 
 
+def certificate_seconds(rows: list[dict], n: int) -> float:
+    """Seconds of one QR certificate at size n: the measured row nearest in log n, scaled by (n / its n)^3."""
+    row = min(rows, key=lambda r: abs(math.log(r["n"] / n)))
+    return row["qr_seconds"] * (n / row["n"]) ** 3
+
+
 def main() -> None:
     """Count, measure, project, and write the JSON record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu-tflops", type=float, default=25.0, help="assumed training rate (bf16/TF32)")
     parser.add_argument("--fp64-tflops", type=float, default=30.0, help="assumed float64 rate of the certificates")
     parser.add_argument("--measured", help="a GPU record of benchmarks/train_throughput.py: use its rate")
+    parser.add_argument("--measured-certificate",
+                        help="a GPU record of benchmarks/certificate_time.py: use its QR certificate times")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "paper-cost-projection.json"))
     args = parser.parse_args()
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -78,9 +91,12 @@ def main() -> None:
         name, best = max(((k, v) for k, v in steps.items() if k != "plain"), key=lambda kv: kv[1]["tflops_per_s"])
         args.gpu_tflops = best["tflops_per_s"]
         rate_source = f"measured: {name} in {args.measured}"
+    certificate_rows = json.loads(Path(args.measured_certificate).read_text())["rows"] \
+        if args.measured_certificate else None
     train, recipe = cfg["train"], cfg["recipe"]
     runs, bs, every = len(cfg["experiment"]["seeds"]), train["batch_size"], train.get("eval_every", 1)
     per_dataset, kinds, rate = {}, {"base": 0.0, "recipe": 0.0, "certificates_fp64": 0.0}, None
+    certificate_hours = 0.0
     jobs = {"base": 0, "recipe": 0}
     for name in cfg["experiment"]["datasets"]:
         n, n_test, c, s, k = SIZES[name]
@@ -95,8 +111,10 @@ def main() -> None:
         fractions = [recipe["tau_fraction"]] + (recipe["tau_ablation"]["fractions"]
                                                  if name in recipe["tau_ablation"]["datasets"] else [])
         certificate = forward * (n / bs) + (4 / 3) * n ** 3 + 2 * n ** 3
+        cert_s = certificate / (args.fp64_tflops * 1e12) if certificate_rows is None else \
+            forward * (n / bs) / (args.fp64_tflops * 1e12) + certificate_seconds(certificate_rows, n)
         flops = {"base": 0.0, "recipe": 0.0, "certificates_fp64": 0.0}
-        job_minutes = {}
+        job_minutes, dataset_certificate_hours = {}, 0.0
         for augmented in cfg["experiment"]["augmentation"]:
             epochs = train["epochs"]["augmented" if augmented else "plain"]
             sched = make_schedule(n, bs, epochs, recipe["tau_fraction"])
@@ -111,7 +129,7 @@ def main() -> None:
             flops["base"] += runs * base
             flops["recipe"] += runs * recipe_job
             flops["certificates_fp64"] += runs * (1 + len(fractions)) * certificate
-            cert_s = certificate / (args.fp64_tflops * 1e12)
+            dataset_certificate_hours += runs * (1 + len(fractions)) * cert_s / 3600
             key = "aug" if augmented else "noaug"
             job_minutes[f"base_{key}"] = (base / (args.gpu_tflops * 1e12) + cert_s) / 60
             job_minutes[f"recipe_{key}"] = (recipe_job / (args.gpu_tflops * 1e12) + len(fractions) * cert_s) / 60
@@ -119,8 +137,8 @@ def main() -> None:
             jobs["recipe"] += runs
         for kind in kinds:
             kinds[kind] += flops[kind]
-        hours = (flops["base"] + flops["recipe"]) / (args.gpu_tflops * 1e12) / 3600 + \
-            flops["certificates_fp64"] / (args.fp64_tflops * 1e12) / 3600
+        certificate_hours += dataset_certificate_hours
+        hours = (flops["base"] + flops["recipe"]) / (args.gpu_tflops * 1e12) / 3600 + dataset_certificate_hours
         per_dataset[name] = {"n_train": n, "train_step_gflops": train_step / 1e9,
                              **{f"{kind}_pflops": v / 1e15 for kind, v in flops.items()}, "gpu_hours": hours,
                              "projected_job_minutes": job_minutes}
@@ -133,11 +151,14 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
         "gpu_training_tflops": args.gpu_tflops, "gpu_rate_source": rate_source,
         "assumed_gpu_fp64_tflops": args.fp64_tflops,
+        "certificate_source": f"measured QR certificates in {args.measured_certificate}, scaled by n^3 from the "
+                              "nearest size; the float64 forward that extracts Phi at the assumed float64 rate"
+                              if certificate_rows else "assumed float64 rate",
         "measured_cpu_gflops": rate / 1e9,
         "training_jobs": jobs,
         "pflops_by_kind": {kind: v / 1e15 for kind, v in kinds.items()},
-        "gpu_hours_projected": training / (args.gpu_tflops * 1e12) / 3600
-        + kinds["certificates_fp64"] / (args.fp64_tflops * 1e12) / 3600,
+        "certificate_gpu_hours": certificate_hours,
+        "gpu_hours_projected": training / (args.gpu_tflops * 1e12) / 3600 + certificate_hours,
         "cpu_hours_projected_this_machine": (training + kinds["certificates_fp64"]) / rate / 3600,
         "per_dataset": per_dataset,
         "date": time.strftime("%Y-%m-%d"),
