@@ -22,7 +22,7 @@ Parts (--parts):
   concurrent  k processes training `paper` (--concurrent-shape) at once on one device, k in --concurrent: total images/s, and the
             k to use as the `gpu_slots` resource (profiles/default).
 Usage: python benchmarks/train_throughput.py [--device cpu|cuda] [--parts steps pair concurrent] [--out FILE]
-Every GPU measurement in one call: bash benchmarks/gpu.sh
+Every GPU measurement in one command: bash benchmarks/gpu.sh (its parts steps and concurrent run this script)
 """
 
 from __future__ import annotations
