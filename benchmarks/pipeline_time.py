@@ -96,7 +96,8 @@ def time_dag(cores: str, configfile: str | None = None, commit: str | None = Non
             env["PATH"] = f"{console_script(work)}{os.pathsep}{env['PATH']}"
         else:
             copy_workflow(work)
-        cmd = ["snakemake", "--cores", cores] + (["--configfile", str(Path(configfile).resolve())] if configfile else [])
+        cmd = ["snakemake", "--cores", cores]
+        cmd += ["--configfile", str(Path(configfile).resolve())] if configfile else []
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env)

@@ -50,7 +50,8 @@ def per_rule(text: str) -> dict[str, dict[str, object]]:
 def markdown(rules: dict[str, dict[str, object]], profile: dict) -> str:
     """One row per rule: jobs, CPUs, memory, time limit, GPU, and how it runs."""
     groups = profile.get("groups", {})
-    rows = ["| rule | jobs | CPUs | mem (MB) | time limit (min) | GPU (gres) | runs as |", "|---|---|---|---|---|---|---|"]
+    rows = ["| rule | jobs | CPUs | mem (MB) | time limit (min) | GPU (gres) | runs as |",
+            "|---|---|---|---|---|---|---|"]
     for rule, e in rules.items():
         where = ("Snakemake itself (no command)" if rule == "all" else "local rule (submitting host)"
                  if rule == "fetch_raw" else f"group `{groups[rule]}`" if rule in groups else "one SLURM job each")

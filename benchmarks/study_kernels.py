@@ -309,7 +309,8 @@ def console_exit_row(repeats: int) -> dict:
 def startup_row(repeats: int) -> dict:
     """CPU seconds of a fresh process that steps torch.optim.SGD against one that steps globalmin.optim.SGD."""
     makes = {"torch_optim": "opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)",
-             "globalmin_optim": "from globalmin.optim import SGD\nopt = SGD(list(m.parameters()), lr=0.1, momentum=0.9)"}
+             "globalmin_optim": "from globalmin.optim import SGD\n"
+                                "opt = SGD(list(m.parameters()), lr=0.1, momentum=0.9)"}
     row: dict = {"what": "CPU seconds of a fresh process: import torch, build and step the optimizer 3 times"}
     for name, make in makes.items():
         runs = [subprocess.run([sys.executable, "-c", STARTUP.format(make=make)], capture_output=True, text=True,

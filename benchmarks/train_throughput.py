@@ -19,8 +19,8 @@ Parts (--parts):
             do) and `plain_branched` (A(base) continues from a copy of base at tau: what is left of the gain
             once phase 1 is shared). Also the process wall times, and the project as its two pipeline jobs
             (`globalmin train-base`, `train-recipe`: start-up, certificates and optimum included).
-  concurrent  k processes training `paper` (--concurrent-shape) at once on one device, k in --concurrent: total images/s, and the
-            k to use as the `gpu_slots` resource (profiles/default).
+  concurrent  k processes training `paper` (--concurrent-shape) at once on one device, k in --concurrent: total
+            images/s, and the k to use as the `gpu_slots` resource (profiles/default).
 Usage: python benchmarks/train_throughput.py [--device cpu|cuda] [--parts steps pair concurrent] [--out FILE]
 Every GPU measurement in one command: bash benchmarks/gpu.sh (its parts steps and concurrent run this script)
 """
@@ -73,6 +73,10 @@ def sync(device: torch.device) -> None:
 
 def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
     """The project's training step (train.Batches + train.sgd_step with the config's device settings)."""
+    if train_cfg.get("compile", "none") != "none":
+        import torch._dynamo  # only here: the project's training jobs never import it (README, "Speed")
+
+        torch._dynamo.reset()  # compile afresh: another shape's batch sizes must not make this one dynamic
     data = synthetic(shape, device)
     model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
     speed = speed_for(train_cfg, device)
@@ -83,7 +87,10 @@ def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -
 
 
 def plain_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
-    """A plain loop's step: DataLoader batch from CPU tensors, copied to the device, float32."""
+    """A plain loop's step: DataLoader batch from CPU tensors, copied to the device, float32 with torch's defaults."""
+    if device.type == "cuda":  # speed_for sets these process-wide for the project's variants: back to the defaults
+        torch.backends.cuda.matmul.allow_tf32 = False  # (TF32 convolutions through cuDNN are torch's default)
+        torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = True, False
     data = synthetic(shape, torch.device("cpu"))
     model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -106,8 +113,9 @@ def plain_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> 
 
 
 def model_flops(model: torch.nn.Module, data: datamod.Prepared) -> int:
-    """Counted FLOPs of one training step (forward and backward) at batch 64."""
-    x, y = data.x_train[:64].clone(), data.y_train[:64].clone()
+    """Counted FLOPs of one training step (forward and backward) at batch 64, on the model's device."""
+    device = next(model.parameters()).device
+    x, y = data.x_train[:64].to(device, copy=True), data.y_train[:64].to(device, copy=True)
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     model.zero_grad(set_to_none=True)
@@ -116,8 +124,15 @@ def model_flops(model: torch.nn.Module, data: datamod.Prepared) -> int:
 
 def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict[str, Any], seconds: float,
                warmup: int, start_at: float | None = None) -> dict[str, Any]:
-    """Images/s of a step over about `seconds` after `warmup` steps (compilation happens there)."""
+    """Images/s of a step over about `seconds` after `warmup` steps (compilation happens there).
+
+    Both loops run epochs of the shape's n in batches of 64, the last one short where 64 does not divide n: the
+    warm-up then lasts at least an epoch, so that the short batch's shape is compiled (or autotuned) before the
+    timing starts, and each step counts the images its batch has."""
     step, flops = make(shape, device, train_cfg)
+    n = SHAPES[shape][3]
+    per_epoch = -(-n // 64)
+    warmup = max(warmup, per_epoch) if n % 64 else warmup
     started = time.perf_counter()
     for it in range(warmup):
         step(it)
@@ -125,15 +140,16 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
     warmup_seconds = time.perf_counter() - started  # includes torch.compile's compilation
     while start_at is not None and time.time() < start_at:  # concurrent runs start timing together
         time.sleep(0.001)
-    done, start = 0, time.perf_counter()
+    done, images, start = 0, 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for it in range(warmup + done, warmup + done + 10):
             step(it)
+            images += n - 64 * (per_epoch - 1) if it % per_epoch == per_epoch - 1 else 64
         done += 10
         sync(device)
     elapsed = time.perf_counter() - start
-    return {"images_per_s": 64 * done / elapsed, "steps": done, "seconds": elapsed, "warmup_seconds": warmup_seconds,
-            "tflops_per_s": flops * done / elapsed / 1e12, "train_step_gflops": flops / 1e9}
+    return {"images_per_s": images / elapsed, "steps": done, "seconds": elapsed, "warmup_seconds": warmup_seconds,
+            "tflops_per_s": flops / 64 * images / elapsed / 1e12, "train_step_gflops": flops / 1e9}
 
 
 def bf16_matmul_rate(device: torch.device) -> float:
@@ -312,8 +328,9 @@ def run_pair(repeats: int) -> dict[str, Any]:
         datamod.prepare("digits", data, CONFIG["data"]["digits"])
         jobs = [["globalmin", "train-base", "--data", data, "--config", json.dumps(pair_settings()), "--seed", "0",
                  "--augment", "noaug", "--threads", "1", "--out-dir", str(tmp / "jobs" / "base")],
-                ["globalmin", "train-recipe", "--data", data, "--tau-states", str(tmp / "jobs" / "base" / "tau_state.pt"),
-                 "--recipe", json.dumps(recipe_settings()), "--threads", "1", "--out-dirs", str(tmp / "jobs" / "recipe")]]
+                ["globalmin", "train-recipe", "--data", data,
+                 "--tau-states", str(tmp / "jobs" / "base" / "tau_state.pt"), "--recipe", json.dumps(recipe_settings()),
+                 "--threads", "1", "--out-dirs", str(tmp / "jobs" / "recipe")]]
         names = ["project", "plain", "plain_branched"]
         wall: dict[str, list[float]] = {name: [] for name in names + ["project_jobs"]}
         training: dict[str, list[float]] = {name: [] for name in names}
