@@ -73,6 +73,10 @@ def test_cached_features_give_the_same_phase2_as_the_full_forward(runs, digits_f
         if cached:
             direct = model.features(data.x_train[:64])
             assert torch.allclose(features[:64], direct, rtol=1e-5, atol=1e-6)
+            # in batches of 500, the last short: each batch written in place, as concatenating them gives
+            with torch.no_grad():
+                batched = torch.cat([model.features(data.x_train[i:i + 500]) for i in range(0, data.n_train, 500)])
+            assert torch.equal(recipe.cached_features(model, data.x_train, 500), batched)
     assert torch.allclose(heads[0], heads[1], rtol=1e-6, atol=1e-7)
 
 

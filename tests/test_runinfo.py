@@ -46,6 +46,17 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         assert runinfo.resolve_device("auto").type == "cpu"
 
 
+def test_a_cuda_index_beyond_the_machines_devices_is_a_clear_error(monkeypatch):
+    # a machine with two GPUs, as torch would report it (this one may have none)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert runinfo.resolve_device("cuda:1") == torch.device("cuda:1")
+    assert runinfo.resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(runinfo.UserError, match=r"'cuda:2' requested but this machine has 2 CUDA device\(s\), "
+                                                r"cuda:0 to cuda:1; set train.device"):
+        runinfo.resolve_device("cuda:2")
+
+
 def test_files_get_the_umask_mode_and_torch_files_are_byte_stable(tmp_path):
     import os
 

@@ -304,4 +304,9 @@ def certify_model(model: torch.nn.Module, x: torch.Tensor, method: str, batch_si
         return certify_svd(feature_matrix(model, x, batch_size).cpu())
     if method != "qr":
         raise ValueError(f"certificate method must be one of {METHODS}, got {method!r}")
-    return certify_qr(feature_matrix(model, x, batch_size, scratch), overwrite=True)
+    phi = feature_matrix(model, x, batch_size, scratch)
+    cert = certify_qr(phi, overwrite=True)
+    if phi.device.type == "cuda":  # torch's allocator would keep Phi's memory (42.9 GB at SVHN's n) for this
+        del phi                    # process alone: hand it back to the jobs that share the GPU (gpu_slots)
+        torch.cuda.empty_cache()
+    return cert
