@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # the package without installing it (GPU machines)
-parts=("${@:-steps concurrent certificate cost}")
-read -r -a parts <<< "${parts[*]}"
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(steps concurrent certificate cost)
 for part in "${parts[@]}"; do
   case $part in steps|concurrent|certificate|cost) ;;
     *) echo "gpu.sh: unknown part '$part'; name any of: steps concurrent certificate cost" >&2; exit 2 ;;

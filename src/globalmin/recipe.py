@@ -91,13 +91,11 @@ def phase2_optimizer(model: WideHeadResNet, state: dict[str, Any], trains: str,
 def cached_features(model: WideHeadResNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The frozen body's output h_H(x) in eval mode, for every input, in the model's precision.
 
-    Each batch is written into one matrix allocated at the first: concatenating the batches would hold the
-    features twice (2 x 21.5 GB at SVHN's n = m_H = 73,257 in float32)."""
-    out = None
+    Each batch is written into one preallocated n x m_H matrix, as certificate.feature_matrix does: concatenating
+    the batches would hold the features twice (2 x 21.5 GB at SVHN's n = m_H = 73,257 in float32)."""
+    out = torch.empty(len(x), model.wide.out_features, dtype=model.wide.weight.dtype, device=x.device)
     for i in range(0, len(x), batch_size):
-        h = model.features(x[i:i + batch_size])
-        out = h.new_empty((len(x), *h.shape[1:])) if out is None else out
-        out[i:i + len(h)] = h
+        out[i:i + batch_size] = model.features(x[i:i + batch_size])
     return out
 
 

@@ -145,10 +145,12 @@ def resolve_device(name: str) -> "torch.device":
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
         raise UserError(f"device '{name}' requested but CUDA is not available; set train.device: auto or cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        count = torch.cuda.device_count()
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
         raise UserError(f"device '{name}' requested but this machine has {count} CUDA device(s), cuda:0 to "
                         f"cuda:{count - 1}; set train.device to one of them, or cuda or auto")
     return device
