@@ -54,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 PAPER_MODEL = {"widths": [64, 128, 256, 512], "blocks": [2, 2, 2, 2], "wide_width": 50000,
                "require_expressivity": False, "wide_activation": "tanh"}
+BATCH = 64  # both configs' `train.batch_size` (from the authors' related code), for every shape and both loops
 SHAPES = {"digits": (1, 8, CONFIG["model"], 1297), "paper": (3, 32, PAPER_MODEL, 4096)}  # channels, size, model, n
 
 
@@ -80,8 +81,8 @@ def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -
     data = synthetic(shape, device)
     model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
     speed = speed_for(train_cfg, device)
-    schedule = make_schedule(data.n_train, 64, 1000, 0.9)
-    batches = Batches(0, data, 64, schedule, None, speed.memory_format)
+    schedule = make_schedule(data.n_train, BATCH, 1000, 0.9)
+    batches = Batches(0, data, BATCH, schedule, None, speed.memory_format)
     step = sgd_step(speed.prepare(model), make_optimizer(list(model.parameters()), train_cfg), batches, speed)
     return lambda it: step(it, 0.01), model_flops(model, data)
 
@@ -94,7 +95,7 @@ def plain_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> 
     data = synthetic(shape, torch.device("cpu"))
     model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True)
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=BATCH, shuffle=True)
     batches = iter(())
 
     def step(it: int) -> None:
@@ -113,9 +114,9 @@ def plain_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> 
 
 
 def model_flops(model: torch.nn.Module, data: datamod.Prepared) -> int:
-    """Counted FLOPs of one training step (forward and backward) at batch 64, on the model's device."""
+    """Counted FLOPs of one training step (forward and backward) at batch BATCH, on the model's device."""
     device = next(model.parameters()).device
-    x, y = data.x_train[:64].to(device, copy=True), data.y_train[:64].to(device, copy=True)
+    x, y = data.x_train[:BATCH].to(device, copy=True), data.y_train[:BATCH].to(device, copy=True)
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     model.zero_grad(set_to_none=True)
@@ -126,13 +127,13 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
                warmup: int, start_at: float | None = None) -> dict[str, Any]:
     """Images/s of a step over about `seconds` after `warmup` steps (compilation happens there).
 
-    Both loops run epochs of the shape's n in batches of 64, the last one short where 64 does not divide n: the
+    Both loops run epochs of the shape's n in batches of BATCH, the last one short where BATCH does not divide n: the
     warm-up then lasts at least an epoch, so that the short batch's shape is compiled (or autotuned) before the
     timing starts, and each step counts the images its batch has."""
     step, flops = make(shape, device, train_cfg)
     n = SHAPES[shape][3]
-    per_epoch = -(-n // 64)
-    warmup = max(warmup, per_epoch) if n % 64 else warmup
+    per_epoch = -(-n // BATCH)
+    warmup = max(warmup, per_epoch) if n % BATCH else warmup
     started = time.perf_counter()
     for it in range(warmup):
         step(it)
@@ -144,12 +145,12 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
     while time.perf_counter() - start < seconds:
         for it in range(warmup + done, warmup + done + 10):
             step(it)
-            images += n - 64 * (per_epoch - 1) if it % per_epoch == per_epoch - 1 else 64
+            images += n - BATCH * (per_epoch - 1) if it % per_epoch == per_epoch - 1 else BATCH
         done += 10
         sync(device)
     elapsed = time.perf_counter() - start
     return {"images_per_s": images / elapsed, "steps": done, "seconds": elapsed, "warmup_seconds": warmup_seconds,
-            "tflops_per_s": flops / 64 * images / elapsed / 1e12, "train_step_gflops": flops / 1e9}
+            "tflops_per_s": flops / BATCH * images / elapsed / 1e12, "train_step_gflops": flops / 1e9}
 
 
 def bf16_matmul_rate(device: torch.device) -> float:
