@@ -113,7 +113,7 @@ def phase2_step(model: WideHeadResNet, optimizer: SGD, batches: Batches, head_on
                 logits, y = model.head(train_features[idx]), batches.data.y_train[idx]
             else:
                 x, y = batches(it)
-                if head_only:
+                if head_only:  # under bf16 autocast on CUDA, unlike the float32 cached features it is scored on
                     with torch.no_grad():
                         features = model.features(x)
                     logits = model.head(features)
