@@ -55,6 +55,9 @@ CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 PAPER_MODEL = {"widths": [64, 128, 256, 512], "blocks": [2, 2, 2, 2], "wide_width": 50000,
                "require_expressivity": False, "wide_activation": "tanh"}
 BATCH = 64  # both configs' `train.batch_size` (from the authors' related code), for every shape and both loops
+# torch's float32 settings as this process starts, before speed_for sets them process-wide for the project's variants
+TORCH_FP32_SETTINGS = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                       torch.backends.cudnn.benchmark)
 SHAPES = {"digits": (1, 8, CONFIG["model"], 1297), "paper": (3, 32, PAPER_MODEL, 4096)}  # channels, size, model, n
 
 
@@ -89,9 +92,9 @@ def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -
 
 def plain_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
     """A plain loop's step: DataLoader batch from CPU tensors, copied to the device, float32 with torch's defaults."""
-    if device.type == "cuda":  # speed_for sets these process-wide for the project's variants: back to the defaults
-        torch.backends.cuda.matmul.allow_tf32 = False  # (TF32 convolutions through cuDNN are torch's default)
-        torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = True, False
+    if device.type == "cuda":  # the variants timed before it may have changed these: back to torch's own
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.benchmark) = TORCH_FP32_SETTINGS
     data = synthetic(shape, torch.device("cpu"))
     model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
