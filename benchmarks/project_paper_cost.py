@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -72,6 +73,17 @@ def certificate_seconds(rows: list[dict], n: int) -> float:
     return row["qr_seconds"] * (n / row["n"]) ** 3
 
 
+def read_record(path: str, keys: tuple[str, ...], writer: str) -> object:
+    """The part of a benchmark record under keys; a missing file or key exits with one line naming the fix."""
+    try:
+        value = json.loads(Path(path).read_text())
+        for key in keys:
+            value = value[key]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        sys.exit(f"{path}: no {'.'.join(keys)} ({type(err).__name__}: {err}); write it first with {writer}")
+    return value
+
+
 def main() -> None:
     """Count, measure, project, and write the JSON record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,11 +99,13 @@ def main() -> None:
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     rate_source = f"assumed {args.gpu_tflops} TFLOP/s"
     if args.measured:
-        steps = json.loads(Path(args.measured).read_text())["steps"]["paper"]
+        steps = read_record(args.measured, ("steps", "paper"),
+                            "`benchmarks/train_throughput.py --parts steps --shapes paper` (`gpu.sh steps`)")
         name, best = max(((k, v) for k, v in steps.items() if k != "plain"), key=lambda kv: kv[1]["tflops_per_s"])
         args.gpu_tflops = best["tflops_per_s"]
         rate_source = f"measured: {name} in {args.measured}"
-    certificate_rows = json.loads(Path(args.measured_certificate).read_text())["rows"] \
+    certificate_rows = read_record(args.measured_certificate, ("rows",),
+                                   "`benchmarks/certificate_time.py` (`gpu.sh certificate`)") \
         if args.measured_certificate else None
     train, recipe = cfg["train"], cfg["recipe"]
     runs, bs, every = len(cfg["experiment"]["seeds"]), train["batch_size"], train.get("eval_every", 1)
