@@ -21,21 +21,21 @@ for part in "${parts[@]}"; do
     *) echo "gpu.sh: unknown part '$part'; name any of: steps concurrent certificate cost" >&2; exit 2 ;;
   esac
 done
-if ! python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+if ! python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
   echo "gpu.sh: torch sees no CUDA device here; run it on a machine with an NVIDIA GPU" >&2
   exit 1
 fi
-gpu=$(python -c "import re, torch; m = re.search(r'\b([A-Z]+[0-9]+)\b', torch.cuda.get_device_name()); print(m[1].lower() if m else 'gpu')")
+gpu=$(python3 -c "import re, torch; m = re.search(r'\b([A-Z]+[0-9]+)\b', torch.cuda.get_device_name()); print(m[1].lower() if m else 'gpu')")
 out=benchmarks/results
 for part in "${parts[@]}"; do
   case $part in
-    steps) python benchmarks/train_throughput.py --device cuda --parts steps --shapes digits paper \
+    steps) python3 benchmarks/train_throughput.py --device cuda --parts steps --shapes digits paper \
              --out "$out/train-throughput-$gpu.json" ;;
-    concurrent) python benchmarks/train_throughput.py --device cuda --parts concurrent \
+    concurrent) python3 benchmarks/train_throughput.py --device cuda --parts concurrent \
              --out "$out/train-concurrent-$gpu.json" ;;
-    certificate) python benchmarks/certificate_time.py --device cuda --sizes 4000 8000 16000 32000 73257 \
+    certificate) python3 benchmarks/certificate_time.py --device cuda --sizes 4000 8000 16000 32000 73257 \
              --out "$out/certificate-$gpu.json" ;;
-    cost) python benchmarks/project_paper_cost.py --measured "$out/train-throughput-$gpu.json" \
+    cost) python3 benchmarks/project_paper_cost.py --measured "$out/train-throughput-$gpu.json" \
              --measured-certificate "$out/certificate-$gpu.json" --out "$out/paper-cost-projection-$gpu.json" ;;
   esac
 done

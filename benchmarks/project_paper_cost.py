@@ -101,7 +101,10 @@ def main() -> None:
     if args.measured:
         steps = read_record(args.measured, ("steps", "paper"),
                             "`benchmarks/train_throughput.py --parts steps --shapes paper` (`gpu.sh steps`)")
-        name, best = max(((k, v) for k, v in steps.items() if k != "plain"), key=lambda kv: kv[1]["tflops_per_s"])
+        project = {k: v for k, v in steps.items() if k != "plain"}
+        if not project:  # a steps run stopped (at a time limit) before it timed the project at the paper's shape
+            sys.exit(f"{args.measured}: steps.paper has no project variant; run `gpu.sh steps` to its end")
+        name, best = max(project.items(), key=lambda kv: kv[1]["tflops_per_s"])
         args.gpu_tflops = best["tflops_per_s"]
         rate_source = f"measured: {name} in {args.measured}"
     certificate_rows = read_record(args.measured_certificate, ("rows",),

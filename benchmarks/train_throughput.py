@@ -8,10 +8,10 @@ network with the body frozen). Same network, data shape, batch size, steps and s
 Parts (--parts):
   steps     images/s of training steps, project vs plain, for the shapes in --shapes: `digits` (the default
             config's network on 1x8x8) and `paper` (ResNet-18 + wide layer m_H = 50,000 on 3x32x32, CIFAR-10's
-            shape, synthetic data). The project runs with everything off (float32, NCHW: the loop alone) and
-            with the default config (channels_last; on CUDA also TF32 and cuDNN autotuning); on CUDA also with
-            config/paper.yaml's bf16 and each torch.compile mode in --compile-modes, with MFU against the
-            device's bf16 matmul rate measured here.
+            shape, synthetic data). The project runs with everything off (float32 with the plain loop's TF32
+            settings, which are torch's, and NCHW: the loop alone) and with the default config (channels_last;
+            on CUDA also TF32 and cuDNN autotuning); on CUDA also with config/paper.yaml's bf16 and each
+            torch.compile mode in --compile-modes, with MFU against the device's bf16 matmul rate measured here.
   pair      (digits, no augmentation, default config, one thread) a whole base + A(base) pair. Each variant runs
             in its own process, which reports the seconds it spent training (steps and per-epoch scoring; for
             the project Loop.run and phase 2's feature caching, not its certificates or exact optimum):
@@ -90,11 +90,25 @@ def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -
     return lambda it: step(it, 0.01), model_flops(model, data)
 
 
+def restore_torch_fp32_settings() -> None:
+    """Back to torch's float32 settings as this process started (speed_for changes them process-wide on CUDA)."""
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.benchmark) = TORCH_FP32_SETTINGS
+
+
+def project_loop_steps(shape: str, device: torch.device,
+                       train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
+    """The project's step with the plain loop's float32 settings (torch's: on CUDA, cuDNN's convolutions in TF32 and
+    matmuls in full float32), so that against the plain loop only the loop differs; speed_for's one `tf32` key
+    cannot say that."""
+    made = project_steps(shape, device, train_cfg)
+    restore_torch_fp32_settings()
+    return made
+
+
 def plain_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
     """A plain loop's step: DataLoader batch from CPU tensors, copied to the device, float32 with torch's defaults."""
-    if device.type == "cuda":  # the variants timed before it may have changed these: back to torch's own
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.benchmark) = TORCH_FP32_SETTINGS
+    restore_torch_fp32_settings()
     data = synthetic(shape, torch.device("cpu"))
     model = init_model(SHAPES[shape][2], data.x_train.shape[1], 10, data.n_train, 0, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -171,8 +185,8 @@ def bf16_matmul_rate(device: torch.device) -> float:
 
 def variants(device: torch.device, compile_modes: list[str]) -> dict[str, tuple[Callable, dict[str, Any]]]:
     """name -> (step maker, train section): the plain loop and the project's settings to compare."""
-    fp32 = {**CONFIG["train"], "bf16": False, "channels_last": False, "tf32": False, "cudnn_benchmark": False}
-    out = {"plain": (plain_steps, fp32), "project_nchw_fp32": (project_steps, fp32),
+    fp32 = {**CONFIG["train"], "bf16": False, "channels_last": False}  # TF32 and autotuning: project_loop_steps
+    out = {"plain": (plain_steps, fp32), "project_nchw_fp32": (project_loop_steps, fp32),
            "project_default": (project_steps, CONFIG["train"])}  # config.yaml: channels_last (+ TF32 on CUDA)
     if device.type == "cuda":
         fast = {**CONFIG["train"], "bf16": True}  # config/paper.yaml's GPU settings
@@ -185,25 +199,28 @@ def variants(device: torch.device, compile_modes: list[str]) -> dict[str, tuple[
     return out
 
 
-def run_steps(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """The steps part: every variant on every shape, with ratios to the plain loop (and MFU on CUDA)."""
+def run_steps(args: argparse.Namespace, device: torch.device, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The steps part: every variant on every shape, with ratios to the plain loop (and MFU on CUDA); `save` gets
+    the results so far after each variant."""
     peak = bf16_matmul_rate(device) if device.type == "cuda" else None
     result: dict[str, Any] = {"bf16_matmul_tflops_measured": peak and peak / 1e12}
     for shape in args.shapes:
-        rows = {}
+        rows = result[shape] = {}
         for name, (make, train_cfg) in variants(device, args.compile_modes).items():
             rows[name] = time_steps(make, shape, device, train_cfg, args.seconds, args.warmup)
             rows[name]["ratio_to_plain"] = rows[name]["images_per_s"] / rows["plain"]["images_per_s"]
             if peak:
                 rows[name]["mfu"] = rows[name]["tflops_per_s"] * 1e12 / peak
             print(shape, name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
-        result[shape] = rows
+            save(result)
     return result
 
 
-def run_concurrent(args: argparse.Namespace) -> dict[str, Any]:
-    """k processes training `paper` at once with the project's best settings: total images/s per k."""
-    out = {}
+def run_concurrent(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """k processes training `paper` at once with the project's best settings: total images/s per k; `save` gets
+    the results so far after each k."""
+    out: dict[str, Any] = {}
+    summary = {"by_k": out, "compile": args.concurrent_compile, "shape": args.concurrent_shape}
     for k in args.concurrent:
         start_at = time.time() + args.concurrent_delay * (1 + k / 3)  # after every process has warmed up
         cmd = [sys.executable, __file__, "--device", args.device, "--one-step-run", args.concurrent_shape,
@@ -214,9 +231,9 @@ def run_concurrent(args: argparse.Namespace) -> dict[str, Any]:
         out[str(k)] = {"total_images_per_s": sum(r["images_per_s"] for r in runs),
                        "per_process": [r["images_per_s"] for r in runs]}
         print("concurrent", k, out[str(k)], flush=True)
-    best = max(out, key=lambda k: out[k]["total_images_per_s"])
-    return {"by_k": out, "best_gpu_slots": int(best), "compile": args.concurrent_compile,
-            "shape": args.concurrent_shape}
+        summary["best_gpu_slots"] = int(max(out, key=lambda j: out[j]["total_images_per_s"]))  # of the k so far
+        save(summary)
+    return summary
 
 
 def plain_run(data: datamod.Prepared, model_cfg: dict[str, Any], train_cfg: dict[str, Any], seed: int,
@@ -400,15 +417,22 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "torch_threads": args.threads},
         "date": time.strftime("%Y-%m-%d")}
+
+    def saver(part: str) -> Callable[[dict[str, Any]], None]:
+        """Record a part's results so far and write the file: a run stopped at a time limit keeps what it measured."""
+        def save(value: dict[str, Any]) -> None:
+            record[part] = value
+            if args.out:
+                Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+        return save
+
     if "steps" in args.parts:
-        record["steps"] = run_steps(args, device)
+        saver("steps")(run_steps(args, device, saver("steps")))
     if "pair" in args.parts:
-        record["pair"] = run_pair(args.repeats)
+        saver("pair")(run_pair(args.repeats))
         print("pair", {k: v for k, v in record["pair"].items() if k != "seconds_all"}, flush=True)
     if "concurrent" in args.parts:
-        record["concurrent"] = run_concurrent(args)
-    if args.out:
-        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+        saver("concurrent")(run_concurrent(args, saver("concurrent")))
 
 
 if __name__ == "__main__":
