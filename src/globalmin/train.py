@@ -156,7 +156,9 @@ class Speed:
         model.to(memory_format=self.memory_format)
         if self.compile == "none":
             return model
-        return torch.compile(model, mode=None if self.compile == "default" else self.compile)
+        # static shapes: an epoch has two batch sizes (the last batch is short), and the default would recompile
+        # for the second one as a dynamic-shape graph that then serves the full batches too (CUDA graphs want static)
+        return torch.compile(model, mode=None if self.compile == "default" else self.compile, dynamic=False)
 
 
 def speed_for(train_cfg: dict[str, Any], device: torch.device) -> Speed:
