@@ -57,7 +57,7 @@ def certificate_alone(n: int, device: torch.device, factorisation: str = "auto")
 
 
 def main() -> None:
-    """Run the sizes, print a table, write the JSON record."""
+    """Run the sizes, print a table, write the JSON record (after each size)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     parser.add_argument("--device", default="cpu")
@@ -68,13 +68,26 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
-    rows = []
+    rows: list[dict] = []
+    record = {"what": "certificate time and agreement with numpy.linalg.svd (float64), tanh(Gaussian) n x n; "
+                      "qr = in-place QR (LAPACK in memory, blocked on disk or GPU) + inverse iteration "
+                      "+ the 1/||R^-1||_F bound",
+              "machine": {"platform": platform.platform(), "device": str(device), "device_name": name,
+                          "torch_threads": torch.get_num_threads()},
+              "rows": rows, "date": time.strftime("%Y-%m-%d")}
+    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"certificate-{device.type}.json"
+
+    def add(row: dict) -> None:
+        """Keep a size's row and rewrite the record: a run stopped at a time limit keeps the sizes it finished."""
+        rows.append(row)
+        out.write_text(json.dumps(record, indent=2) + "\n")
+
     # a small certificate first, so that the imports it makes (scipy's Lanczos) and the solver's first-call set-up
     # (cuSOLVER's handle on CUDA) are neither timed nor counted in the first size's peak memory
     certify_qr(torch.rand(64, 64, dtype=torch.float64, device=device), overwrite=True)
     for n in args.sizes:
         if n > args.reference_max:
-            rows.append(certificate_alone(n, device, args.factorisation))
+            add(certificate_alone(n, device, args.factorisation))
             continue
         phi = np.tanh(np.random.default_rng(n).standard_normal((n, n)))
         start = time.perf_counter()
@@ -108,19 +121,11 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         row["library_qr_only_seconds"] = round(time.perf_counter() - start, 3)
-        rows.append(row)
+        add(row)
         print(f"n={n:6d}  numpy {numpy_seconds:8.2f}s  svd {row['svd_seconds']:8.2f}s  qr {row['qr_seconds']:8.2f}s"
               f"  (torch qr alone {row['library_qr_only_seconds']:7.2f}s)"
               f"  qr/numpy {row['qr_seconds'] / numpy_seconds:5.2f}  rel diff svd {row['svd_rel_diff']:.1e}"
               f" qr {row['qr_rel_diff']:.1e}", flush=True)
-    record = {"what": "certificate time and agreement with numpy.linalg.svd (float64), tanh(Gaussian) n x n; "
-                     "qr = in-place QR (LAPACK in memory, blocked on disk or GPU) + inverse iteration "
-                     "+ the 1/||R^-1||_F bound",
-              "machine": {"platform": platform.platform(), "device": str(device), "device_name": name,
-                          "torch_threads": torch.get_num_threads()},
-              "rows": rows, "date": time.strftime("%Y-%m-%d")}
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"certificate-{device.type}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
