@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from globalmin.certificate import certify, certify_qr, scratch_matrix
+from globalmin.runinfo import write_text
 from workspace import status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,9 +79,10 @@ def main() -> None:
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"certificate-{device.type}.json"
 
     def add(row: dict) -> None:
-        """Keep a size's row and rewrite the record: a run stopped at a time limit keeps the sizes it finished."""
+        """Keep a size's row and rewrite the record (atomically): a run stopped at a time limit keeps the sizes it
+        finished."""
         rows.append(row)
-        out.write_text(json.dumps(record, indent=2) + "\n")
+        write_text(out, json.dumps(record, indent=2) + "\n")
 
     # a small certificate first, so that the imports it makes (scipy's Lanczos) and the solver's first-call set-up
     # (cuSOLVER's handle on CUDA) are neither timed nor counted in the first size's peak memory

@@ -35,6 +35,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from globalmin.models import build_model
+from globalmin.runinfo import read_json
 from globalmin.train import make_schedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def certificate_seconds(rows: list[dict], n: int) -> float:
 def read_record(path: str, keys: tuple[str, ...], writer: str) -> object:
     """The part of a benchmark record under keys; a missing file or key exits with one line naming the fix."""
     try:
-        value = json.loads(Path(path).read_text())
+        value = read_json(path)
         for key in keys:
             value = value[key]
     except (OSError, ValueError, KeyError, TypeError) as err:

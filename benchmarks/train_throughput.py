@@ -47,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from globalmin import data as datamod
 from globalmin import recipe
 from globalmin.models import init_model
-from globalmin.runinfo import limit_threads, read_json
+from globalmin.runinfo import limit_threads, read_json, write_text
 from globalmin.train import Batches, make_optimizer, make_schedule, sgd_step, speed_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +199,7 @@ def variants(device: torch.device, compile_modes: list[str]) -> dict[str, tuple[
     return out
 
 
-def run_steps(args: argparse.Namespace, device: torch.device, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_steps(args: argparse.Namespace, device: torch.device, save: Callable[[dict[str, Any]], None]) -> None:
     """The steps part: every variant on every shape, with ratios to the plain loop (and MFU on CUDA); `save` gets
     the results so far after each variant."""
     peak = bf16_matmul_rate(device) if device.type == "cuda" else None
@@ -213,10 +213,9 @@ def run_steps(args: argparse.Namespace, device: torch.device, save: Callable[[di
                 rows[name]["mfu"] = rows[name]["tflops_per_s"] * 1e12 / peak
             print(shape, name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
             save(result)
-    return result
 
 
-def run_concurrent(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_concurrent(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> None:
     """k processes training `paper` at once with the project's best settings: total images/s per k; `save` gets
     the results so far after each k."""
     out: dict[str, Any] = {}
@@ -233,7 +232,6 @@ def run_concurrent(args: argparse.Namespace, save: Callable[[dict[str, Any]], No
         print("concurrent", k, out[str(k)], flush=True)
         summary["best_gpu_slots"] = int(max(out, key=lambda j: out[j]["total_images_per_s"]))  # of the k so far
         save(summary)
-    return summary
 
 
 def plain_run(data: datamod.Prepared, model_cfg: dict[str, Any], train_cfg: dict[str, Any], seed: int,
@@ -419,20 +417,21 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d")}
 
     def saver(part: str) -> Callable[[dict[str, Any]], None]:
-        """Record a part's results so far and write the file: a run stopped at a time limit keeps what it measured."""
+        """Record a part's results so far and write the file (atomically): a run stopped at a time limit keeps what
+        it measured."""
         def save(value: dict[str, Any]) -> None:
             record[part] = value
             if args.out:
-                Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+                write_text(args.out, json.dumps(record, indent=2) + "\n")
         return save
 
     if "steps" in args.parts:
-        saver("steps")(run_steps(args, device, saver("steps")))
+        run_steps(args, device, saver("steps"))
     if "pair" in args.parts:
         saver("pair")(run_pair(args.repeats))
         print("pair", {k: v for k, v in record["pair"].items() if k != "seconds_all"}, flush=True)
     if "concurrent" in args.parts:
-        saver("concurrent")(run_concurrent(args, saver("concurrent")))
+        run_concurrent(args, saver("concurrent"))
 
 
 if __name__ == "__main__":
