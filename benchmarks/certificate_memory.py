@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from globalmin.runinfo import write_text
 from workspace import status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def main() -> None:
               "machine": {"platform": platform.platform(), "processor": platform.processor() or "cpu",
                           "device": "cpu", "torch": torch.__version__},
               "rows": rows, "date": time.strftime("%Y-%m-%d")}
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_text(args.out, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

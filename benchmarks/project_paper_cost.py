@@ -35,7 +35,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from globalmin.models import build_model
-from globalmin.runinfo import read_json
+from globalmin.runinfo import read_json, write_text
 from globalmin.train import make_schedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def main() -> None:
         "per_dataset": per_dataset,
         "date": time.strftime("%Y-%m-%d"),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(json.dumps({k: v for k, v in record.items() if k != "per_dataset"}, indent=2))
 
 

@@ -8,6 +8,8 @@ import platform
 import shutil
 from pathlib import Path
 
+from globalmin.runinfo import write_text
+
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("workflow", "config", "profiles", "src", "docs")  # what a run reads besides the Snakefile
 
@@ -22,9 +24,10 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def write_record(record: dict, out: str | None, name: str) -> Path:
-    """Write a benchmark's JSON record to `out`, or to benchmarks/results/<name>-<machine>.json, and print it."""
+    """Write a benchmark's JSON record (atomically) to `out`, or to benchmarks/results/<name>-<machine>.json, and
+    print it."""
     path = Path(out) if out else REPO / "benchmarks" / "results" / f"{name}-{platform.node() or 'host'}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_text(path, json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return path
 
