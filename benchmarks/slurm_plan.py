@@ -12,29 +12,60 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
+
+from globalmin.runinfo import write_text
+from workspace import copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = ("threads", "mem_mb", "runtime", "gres")
 
 
 def plan(configfile: str) -> str:
-    """The dry run's output."""
+    """The dry run's output, in a fresh copy of the workflow: the whole plan, whatever this checkout has built."""
     cmd = ["snakemake", "--profile", "profiles/slurm", "-n", "--configfile", configfile]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as folder:
+        done = subprocess.run(cmd, cwd=copy_workflow(Path(folder)), capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     return done.stdout + done.stderr
 
 
+def files(body: str, field: str) -> list[str]:
+    """The files a job block lists under `field` (input or output)."""
+    line = re.search(rf"^ *{field}: (.+)$", body, re.M)
+    return line.group(1).split(", ") if line else []
+
+
+def depths(jobs: list[tuple[str, str]]) -> dict[str, int]:
+    """Each rule's least depth in the planned job DAG (0: needs no other job's output); the dry run prints jobs in
+    an order that changes from run to run, so the table is ordered by this, then by name."""
+    producer = {out: i for i, (_, body) in enumerate(jobs) for out in files(body, "output")}
+    depth: dict[int, int] = {}
+
+    def of(i: int) -> int:
+        if i not in depth:
+            needed = [producer[f] for f in files(jobs[i][1], "input") if f in producer]
+            depth[i] = 1 + max(map(of, needed)) if needed else 0
+        return depth[i]
+
+    least: dict[str, int] = {}
+    for i, (rule, _) in enumerate(jobs):
+        least[rule] = min(least.get(rule, of(i)), of(i))
+    return least
+
+
 def per_rule(text: str) -> dict[str, dict[str, object]]:
-    """Jobs per rule and the distinct values of the resources SLURM sees (threads are CPUs)."""
+    """Jobs per rule and the distinct values of the resources SLURM sees (threads are CPUs), in data-flow order."""
     rules: dict[str, dict[str, object]] = {}
     # a group's jobs are printed indented under the group
-    for _, rule, body in re.findall(r"^( *)(?:local)?rule (\w+):\n((?:\1    .*\n)+)", text, re.M):
+    jobs = [(rule, body) for _, rule, body in re.findall(r"^( *)(?:local)?rule (\w+):\n((?:\1    .*\n)+)", text, re.M)]
+    order = depths(jobs)
+    for rule, body in sorted(jobs, key=lambda job: (order[job[0]], job[0])):
         entry = rules.setdefault(rule, {"jobs": 0, **{k: set() for k in SHOWN}})
         entry["jobs"] += 1
         threads = re.search(r"^ *threads: (\d+)$", body, re.M)
@@ -80,7 +111,7 @@ def main() -> None:
     }
     name = Path(args.configfile).stem
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"slurm-plan-{name}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    write_text(out, json.dumps(record, indent=2) + "\n")
     print(table)
     print(f"\n{record['total_jobs']} jobs; threads capped at this host's {os.cpu_count()} cores (--cores)")
 

@@ -30,10 +30,15 @@ def bench(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedPr
 
 
 def load(script: str) -> ModuleType:
-    """benchmarks/<script> as a module (the folder is not a package)."""
+    """benchmarks/<script> as a module (the folder is not a package; its scripts import their sibling `workspace`,
+    so the folder is on the path while it loads, as it is for a script)."""
     spec = importlib.util.spec_from_file_location(Path(script).stem, BENCH / script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
     return module
 
 
@@ -163,3 +168,25 @@ def test_concurrent_record_picks_the_best_number_of_jobs(tmp_path: Path) -> None
         assert len(row["per_process"]) == int(k) and all(rate > 0 for rate in row["per_process"])
         assert row["total_images_per_s"] == pytest.approx(sum(row["per_process"]))
     assert summary["best_gpu_slots"] == int(max(by_k, key=lambda k: by_k[k]["total_images_per_s"]))
+
+
+def dry_run_job(rule: str, inputs: list[str], outputs: list[str], resources: str, indent: str = "") -> str:
+    """One job block as `snakemake -n` prints it, after its time stamp (a group's jobs indented under the group)."""
+    lines = ["[Tue Nov 24 17:16:25 2026]", f"rule {rule}:"] + ([f"    input: {', '.join(inputs)}"] if inputs else [])
+    lines += [f"    output: {', '.join(outputs)}", "    threads: 2", f"    resources: {resources}"]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
+def test_slurm_plan_orders_rules_by_depth_whatever_the_print_order() -> None:
+    plan = load("slurm_plan.py")
+    jobs = [dry_run_job("prepare", [], ["a.pt"], "mem_mb=4000, runtime=60"),
+            dry_run_job("train", ["a.pt"], ["b.pt"], "mem_mb=8000, runtime=60, gres=gpu:1"),
+            dry_run_job("train", ["a.pt"], ["c.pt"], "mem_mb=8000, runtime=180, gres=gpu:1"),
+            "[Tue Nov 24 17:16:25 2026] Group job report (jobs in lexicogr. order):\n\n"
+            + dry_run_job("figure", ["b.pt", "c.pt"], ["f.png"], "mem_mb=4000, runtime=60", indent="    "),
+            dry_run_job("aggregate", ["a.pt"], ["t.csv"], "mem_mb=4000, runtime=60", indent="    ")]
+    forward, backward = plan.per_rule("".join(jobs)), plan.per_rule("".join(reversed(jobs)))
+    assert forward == backward and list(forward) == list(backward) == ["prepare", "aggregate", "train", "figure"]
+    assert forward["train"] == {"jobs": 2, "threads": ["2"], "mem_mb": ["8000"], "runtime": ["60", "180"],
+                                "gres": ["gpu:1"]}
+    assert forward["figure"]["gres"] == ["-"]
