@@ -27,8 +27,7 @@ from pathlib import Path
 
 import torch
 
-from globalmin.runinfo import write_text
-from workspace import status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import save_json, status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("lapack", "blocked", "library", "out_of_core")
@@ -99,7 +98,7 @@ def main() -> None:
               "machine": {"platform": platform.platform(), "processor": platform.processor() or "cpu",
                           "device": "cpu", "torch": torch.__version__},
               "rows": rows, "date": time.strftime("%Y-%m-%d")}
-    write_text(args.out, json.dumps(record, indent=2) + "\n")
+    save_json(record, args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Usage: python benchmarks/certificate_time.py [--sizes 1000 2000 4000 8000] [--de
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -27,8 +26,7 @@ import numpy as np
 import torch
 
 from globalmin.certificate import certify, certify_qr, scratch_matrix
-from globalmin.runinfo import write_text
-from workspace import status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import save_json, status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +80,7 @@ def main() -> None:
         """Keep a size's row and rewrite the record (atomically): a run stopped at a time limit keeps the sizes it
         finished."""
         rows.append(row)
-        write_text(out, json.dumps(record, indent=2) + "\n")
+        save_json(record, out)
 
     # a small certificate first, so that the imports it makes (scipy's Lanczos) and the solver's first-call set-up
     # (cuSOLVER's handle on CUDA) are neither timed nor counted in the first size's peak memory

@@ -35,8 +35,9 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from globalmin.models import build_model
-from globalmin.runinfo import read_json, write_text
+from globalmin.runinfo import read_json
 from globalmin.train import make_schedule
+from workspace import save_json  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 # n_train, n_test, channels, size, classes of the paper data sets (torchvision's splits; Semeion 1,000 / 593)
@@ -182,7 +183,7 @@ def main() -> None:
         "per_dataset": per_dataset,
         "date": time.strftime("%Y-%m-%d"),
     }
-    write_text(args.out, json.dumps(record, indent=2) + "\n")
+    save_json(record, args.out)
     print(json.dumps({k: v for k, v in record.items() if k != "per_dataset"}, indent=2))
 
 

@@ -8,7 +8,6 @@ benchmarks/results/slurm-plan-<config>.json. Needs the executor plugin (.[slurm]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -18,8 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from globalmin.runinfo import write_text
-from workspace import copy_workflow  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import copy_workflow, save_json  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = ("threads", "mem_mb", "runtime", "gres")
@@ -55,7 +53,8 @@ def depths(jobs: list[tuple[str, str]]) -> dict[str, int]:
 
     least: dict[str, int] = {}
     for i, (rule, _) in enumerate(jobs):
-        least[rule] = min(least.get(rule, of(i)), of(i))
+        d = of(i)
+        least[rule] = min(least.get(rule, d), d)
     return least
 
 
@@ -111,7 +110,7 @@ def main() -> None:
     }
     name = Path(args.configfile).stem
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"slurm-plan-{name}.json"
-    write_text(out, json.dumps(record, indent=2) + "\n")
+    save_json(record, out)
     print(table)
     print(f"\n{record['total_jobs']} jobs; threads capped at this host's {os.cpu_count()} cores (--cores)")
 

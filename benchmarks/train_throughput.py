@@ -47,8 +47,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from globalmin import data as datamod
 from globalmin import recipe
 from globalmin.models import init_model
-from globalmin.runinfo import limit_threads, read_json, write_text
+from globalmin.runinfo import limit_threads, read_json
 from globalmin.train import Batches, make_optimizer, make_schedule, sgd_step, speed_for
+from workspace import save_json  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -422,7 +423,7 @@ def main() -> None:
         def save(value: dict[str, Any]) -> None:
             record[part] = value
             if args.out:
-                write_text(args.out, json.dumps(record, indent=2) + "\n")
+                save_json(record, args.out)
         return save
 
     if "steps" in args.parts:

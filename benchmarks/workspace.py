@@ -23,11 +23,17 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def save_json(record: dict, path: str | Path) -> Path:
+    """Write a benchmark's JSON record to `path` atomically (a kill mid-write leaves the previous file or none); keys
+    in the order the benchmark built them, NaN kept (runinfo.write_json sorts keys and refuses NaN)."""
+    return write_text(path, json.dumps(record, indent=2) + "\n")
+
+
 def write_record(record: dict, out: str | None, name: str) -> Path:
     """Write a benchmark's JSON record (atomically) to `out`, or to benchmarks/results/<name>-<machine>.json, and
     print it."""
-    path = Path(out) if out else REPO / "benchmarks" / "results" / f"{name}-{platform.node() or 'host'}.json"
-    write_text(path, json.dumps(record, indent=2) + "\n")
+    path = save_json(record, Path(out) if out else
+                     REPO / "benchmarks" / "results" / f"{name}-{platform.node() or 'host'}.json")
     print(json.dumps(record, indent=2))
     return path
 

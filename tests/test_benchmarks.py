@@ -4,6 +4,7 @@ stopped. The GPU command has never run on a GPU in CI, so these keep its CPU-tes
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -29,6 +30,7 @@ def bench(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedPr
                           timeout=timeout, env=ENV)
 
 
+@functools.cache
 def load(script: str) -> ModuleType:
     """benchmarks/<script> as a module (the folder is not a package; its scripts import their sibling `workspace`,
     so the folder is on the path while it loads, as it is for a script)."""
