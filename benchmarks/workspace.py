@@ -1,5 +1,5 @@
-"""What the benchmarks share: a clean copy of the workflow for those that run it (the tests have the same in
-tests/conftest.py), where and how a benchmark's record is written, and this process's memory as Linux reports it."""
+"""What the benchmarks share: a clean copy of the workflow for those that run it (tests/conftest.py uses it too),
+where and how a benchmark's record is written, and this process's memory as Linux reports it."""
 
 from __future__ import annotations
 

@@ -4,10 +4,11 @@ and the whole DAG run once on config/test.yaml in a temporary copy of the workfl
 from __future__ import annotations
 
 import copy
-import shutil
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,7 +24,6 @@ TINY_TRAIN = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": Fal
               "threads": 1, "resume_seconds": 0}
 RECIPE = {"tau_fraction": 0.5, "noise_on": "wide", "noise_scale": 1e-3, "phase2_trains": "head",
           "optimum": {"max_n": 4096, "max_iterations": 2000, "error_bound": 1e-8, "grad_tol": 1e-6}}
-WORKFLOW_PARTS = ("workflow", "config", "profiles", "src", "docs")
 
 
 def train_base(data_file: Path, out: Path, seed: int, augmented: bool, model: dict[str, Any],
@@ -65,13 +65,16 @@ def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.Completed
     return subprocess.run(["snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def copy_workflow(target: Path) -> Path:
-    """A copy of the workflow (Snakefile, rules, config, profiles, sources, docs) in `target`."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "Snakefile", target)
-    for folder in WORKFLOW_PARTS:
-        shutil.copytree(REPO / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    return target
+def load_workspace() -> ModuleType:
+    """benchmarks/workspace.py, the one place that says what a copy of the workflow holds (the folder is not a
+    package, so it is loaded by path)."""
+    spec = importlib.util.spec_from_file_location("workspace", REPO / "benchmarks" / "workspace.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+copy_workflow = load_workspace().copy_workflow  # a copy of the workflow (Snakefile, rules, config, ...) in a folder
 
 
 @pytest.fixture(scope="session")
