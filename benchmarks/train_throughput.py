@@ -147,7 +147,11 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
 
     Both loops run epochs of the shape's n in batches of BATCH, the last one short where BATCH does not divide n: the
     warm-up then lasts at least an epoch, so that the short batch's shape is compiled (or autotuned) before the
-    timing starts, and each step counts the images its batch has."""
+    timing starts, and each step counts the images its batch has. A compiled variant also records how often
+    inductor fell back from CUDA graphs (reduce-overhead then runs without them, and says so only in a log); a
+    concurrent one (`start_at`) how late its warm-up ended, when it overran the common start."""
+    compiled = train_cfg.get("compile", "none") != "none"
+    skips_before = cudagraph_skips() if compiled else 0
     step, flops = make(shape, device, train_cfg)
     n = SHAPES[shape][3]
     per_epoch = -(-n // BATCH)
@@ -157,6 +161,7 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
         step(it)
     sync(device)
     warmup_seconds = time.perf_counter() - started  # includes torch.compile's compilation
+    late = {} if start_at is None else {"started_late_s": max(0.0, time.time() - start_at)}
     while start_at is not None and time.time() < start_at:  # concurrent runs start timing together
         time.sleep(0.001)
     done, images, start = 0, 0, time.perf_counter()
@@ -167,20 +172,32 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
         done += 10
         sync(device)
     elapsed = time.perf_counter() - start
+    skips = {"cudagraph_skips": cudagraph_skips() - skips_before} if compiled else {}
     return {"images_per_s": images / elapsed, "steps": done, "seconds": elapsed, "warmup_seconds": warmup_seconds,
-            "tflops_per_s": flops / BATCH * images / elapsed / 1e12, "train_step_gflops": flops / 1e9}
+            "tflops_per_s": flops / BATCH * images / elapsed / 1e12, "train_step_gflops": flops / 1e9, **skips,
+            **late}
 
 
-def bf16_matmul_rate(device: torch.device) -> float:
-    """The device's measured dense bf16 matmul FLOP/s (8192^3), the denominator of MFU."""
+def cudagraph_skips() -> int:
+    """How many times inductor has so far run a compiled graph without CUDA graphs (its own counter)."""
+    from torch._dynamo.utils import counters  # only when compiling (the training jobs never import dynamo)
+
+    return counters["inductor"]["cudagraph_skips"]
+
+
+def bf16_matmul_rate(device: torch.device, seconds: float = 2.0) -> float:
+    """The device's measured dense bf16 matmul FLOP/s (8192^3), the denominator of MFU, sustained over about
+    `seconds` (a burst of a few products runs before the clocks settle under the power limit, and reads high)."""
     a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
     for _ in range(3):
         a @ a
     sync(device)
-    start, reps = time.perf_counter(), 20
-    for _ in range(reps):
-        a @ a
-    sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(50):
+            a @ a
+        reps += 50
+        sync(device)
     return 2 * 8192 ** 3 * reps / (time.perf_counter() - start)
 
 
@@ -208,7 +225,15 @@ def run_steps(args: argparse.Namespace, device: torch.device, save: Callable[[di
     for shape in args.shapes:
         rows = result[shape] = {}
         for name, (make, train_cfg) in variants(device, args.compile_modes).items():
-            rows[name] = time_steps(make, shape, device, train_cfg, args.seconds, args.warmup)
+            try:
+                rows[name] = time_steps(make, shape, device, train_cfg, args.seconds, args.warmup)
+            except Exception as err:  # one variant (a compile mode) failing must not cost the others' time
+                if name == "plain":  # every ratio needs it
+                    raise
+                rows[name] = {"error": f"{type(err).__name__}: {err}"}
+                print(shape, name, "FAILED:", rows[name]["error"], file=sys.stderr, flush=True)
+                save(result)
+                continue
             rows[name]["ratio_to_plain"] = rows[name]["images_per_s"] / rows["plain"]["images_per_s"]
             if peak:
                 rows[name]["mfu"] = rows[name]["tflops_per_s"] * 1e12 / peak
@@ -229,7 +254,11 @@ def run_concurrent(args: argparse.Namespace, save: Callable[[dict[str, Any]], No
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
         runs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
         out[str(k)] = {"total_images_per_s": sum(r["images_per_s"] for r in runs),
-                       "per_process": [r["images_per_s"] for r in runs]}
+                       "per_process": [r["images_per_s"] for r in runs],
+                       "started_late_s": max(r["started_late_s"] for r in runs)}
+        if out[str(k)]["started_late_s"] > 0:  # the processes' timed windows did not fully overlap
+            print(f"concurrent {k}: a process warmed up {out[str(k)]['started_late_s']:.1f} s past the common start;"
+                  " raise --concurrent-delay", file=sys.stderr, flush=True)
         print("concurrent", k, out[str(k)], flush=True)
         summary["best_gpu_slots"] = int(max(out, key=lambda j: out[j]["total_images_per_s"]))  # of the k so far
         save(summary)

@@ -111,6 +111,23 @@ def test_cost_projection_takes_the_fastest_project_variant(records: dict[str, Pa
     assert cost["gpu_hours_projected"] > cost["certificate_gpu_hours"] > 0
 
 
+def test_cost_rate_skips_failed_variants_and_says_what_it_assumes() -> None:
+    fastest_variant = load("project_paper_cost.py").fastest_variant
+    rows = {"plain": {"tflops_per_s": 9.0}, "project_bf16": {"tflops_per_s": 2.0},
+            "project_bf16_compile_default": {"tflops_per_s": 3.0},
+            "project_bf16_compile_reduce-overhead": {"error": "BackendCompilerFailed: no C compiler"}}
+    assert fastest_variant(rows, "r.json", "none") == (
+        3.0, "measured: project_bf16_compile_default in r.json; assumes train.compile: default in config/paper.yaml, "
+        "which says none: set it there")
+    assert fastest_variant(rows, "r.json", "default") == (3.0, "measured: project_bf16_compile_default in r.json")
+    rows["project_bf16_compile_default"]["tflops_per_s"] = 1.0
+    assert fastest_variant(rows, "r.json", "default") == (
+        2.0, "measured: project_bf16 in r.json; assumes train.compile: none in config/paper.yaml, which says default:"
+        " set it there")
+    with pytest.raises(SystemExit, match="r.json: steps.paper has no project variant"):
+        fastest_variant({"plain": rows["plain"], "project_bf16_compile_default": {"error": "x"}}, "r.json", "none")
+
+
 def run_cost_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
     """project_paper_cost's main with `args`, expected to exit with a message: that message."""
     monkeypatch.setattr(sys, "argv", ["project_paper_cost.py", *args])
@@ -158,6 +175,20 @@ def test_stopped_steps_run_keeps_the_variants_it_finished(tmp_path: Path) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["steps.json"]  # no temporary file left behind
 
 
+def test_failed_variant_is_recorded_and_the_others_still_run(tmp_path: Path) -> None:
+    # Two compile modes torch does not know stand in for a compile that fails on a GPU machine (no C compiler for
+    # Triton): each is recorded with its error, the second still runs after the first failed, and the run succeeds.
+    out = tmp_path / "steps.json"
+    run = bench("train_throughput.py", "--parts", "steps", "--shapes", "digits", "--compile-modes", "bogus1", "bogus2",
+                "--seconds", "0.2", "--warmup", "2", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())["steps"]["digits"]
+    for mode in ("bogus1", "bogus2"):
+        assert rows[f"project_compile_{mode}"]["error"].startswith(f"RuntimeError: Unrecognized mode={mode}")
+        assert f"digits project_compile_{mode} FAILED: RuntimeError" in run.stderr
+    assert all(rows[name]["images_per_s"] > 0 for name in ("plain", "project_nchw_fp32", "project_default"))
+
+
 def test_concurrent_record_picks_the_best_number_of_jobs(tmp_path: Path) -> None:
     out = tmp_path / "concurrent.json"
     run = bench("train_throughput.py", "--parts", "concurrent", "--concurrent", "1", "2", "--concurrent-shape",
@@ -169,6 +200,7 @@ def test_concurrent_record_picks_the_best_number_of_jobs(tmp_path: Path) -> None
     for k, row in by_k.items():
         assert len(row["per_process"]) == int(k) and all(rate > 0 for rate in row["per_process"])
         assert row["total_images_per_s"] == pytest.approx(sum(row["per_process"]))
+        assert row["started_late_s"] >= 0.0  # how far a process's warm-up overran the common start (0 if none)
     assert summary["best_gpu_slots"] == int(max(by_k, key=lambda k: by_k[k]["total_images_per_s"]))
 
 
