@@ -93,8 +93,19 @@ def test_comparison_table_lists_mlps_and_resnet_settings():
     assert len(table) == 3 + 2 and set(table.kind) == {"lazy MLP (ntk study)", "Recipe ResNet run"}
 
 
-def test_measure_runs_shares_the_initial_network_of_a_seed(digits_file, tmp_path):
+def test_measure_runs_shares_the_initial_network_of_a_seed(digits_file, tmp_path, monkeypatch):
     from conftest import TINY_MODEL, TINY_TRAIN, train_base
+
+    # TF32 on, as a training job on a GPU leaves it: the kernels must be computed without, then it is restored.
+    # (monkeypatch cannot set cuBLAS's flag: it is not a plain attribute.)
+    def tf32() -> tuple[bool, bool]:
+        return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+    def set_tf32(cudnn: bool, matmul: bool) -> None:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
+
+    seen, trace_ntk, saved = [], beyond_ntk.trace_ntk, tf32()
+    monkeypatch.setattr(beyond_ntk, "trace_ntk", lambda *args: seen.append(tf32()) or trace_ntk(*args))
 
     models = []
     for condition, labels in (("standard", "dataset"), ("random_labels", "random")):
@@ -102,6 +113,12 @@ def test_measure_runs_shares_the_initial_network_of_a_seed(digits_file, tmp_path
         train_base(digits_file, out, 0, False, TINY_MODEL, TINY_TRAIN, 0.5,
                    condition={"name": condition, "labels": labels, "label_seed": 0})
         models.append(str(out / "model.pt"))
-    runs = beyond_ntk.measure_runs([str(digits_file)], models, subset=6)
+    set_tf32(True, True)
+    try:
+        runs = beyond_ntk.measure_runs([str(digits_file)], models, subset=6)
+        assert tf32() == (True, True)
+    finally:
+        set_tf32(*saved)
     assert list(runs.condition) == ["standard", "random_labels"] and (runs.relative_weight_movement > 0).all()
     assert runs.subset_size.eq(6).all() and (runs.kernel_distance > 0).all()
+    assert seen == [(False, False)] * 3  # one initial network (shared), two trained ones

@@ -30,7 +30,7 @@ from torch.func import functional_call, grad, vmap
 
 from globalmin.claims import RECIPE, make_claim, write_fragment
 from globalmin.models import WideHeadResNet, init_model, parameter_groups
-from globalmin.runinfo import write_text
+from globalmin.runinfo import full_float32, write_text
 
 
 def relu_signs(model: WideHeadResNet, x: torch.Tensor) -> torch.Tensor:
@@ -101,9 +101,11 @@ def movement(init: WideHeadResNet, final: WideHeadResNet, x: torch.Tensor,
             "subset_size": len(x), "relu_units": signs0.shape[1]}
 
 
+@full_float32()  # a fresh context per call
 def measure_runs(data_paths: list[str], model_paths: list[str], subset: int) -> pd.DataFrame:
     """Movement of every finished run (its model.pt) from its own initialisation, on the first `subset` points of
-    its data set; the initial network, its signs and kernel computed once per (data set, model config, seed)."""
+    its data set; the initial network, its signs and kernel computed once per (data set, model config, seed),
+    in full float32 on a GPU too (no TF32: kernels and sign flips as the CPU computes them)."""
     from globalmin import data as datamod
     from globalmin.runinfo import resolve_device
 

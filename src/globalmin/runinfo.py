@@ -7,6 +7,7 @@ user's umask gives, like any file a shell would create, so a team can share resu
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import io
 import json
@@ -14,7 +15,7 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -136,6 +137,21 @@ def limit_threads(threads: int) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads)
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Float32 matmuls and convolutions without TF32 while inside, restoring the settings after: on CUDA torch
+    runs float32 convolutions in TF32 by default (10-bit mantissa), which a measurement compared with the CPU's
+    float32 must not do. No effect on the CPU."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def resolve_device(name: str) -> "torch.device":
