@@ -17,6 +17,7 @@
 #   cost         paper-cost-projection-<gpu>.json: the paper profile's cost from the measured training rate and
 #                certificate times.
 set -euo pipefail
+out=$(realpath -m "${RESULTS:-$(dirname "$0")/results}")  # a relative RESULTS is the caller's, resolved before the cd
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # the package without installing it (GPU machines)
 parts=("$@")
@@ -31,7 +32,6 @@ if ! python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; th
   exit 1
 fi
 gpu=$(python3 -c "import re, torch; m = re.search(r'\b([A-Z]+[0-9]+)\b', torch.cuda.get_device_name()); print(m[1].lower() if m else 'gpu')")
-out=${RESULTS:-benchmarks/results}
 mkdir -p "$out"
 for part in "${parts[@]}"; do
   case $part in
@@ -39,7 +39,7 @@ for part in "${parts[@]}"; do
     # H100's rate that is hundreds of steps, and the part is meant to fit a 10-minute job (not yet timed)
     steps) python3 benchmarks/train_throughput.py --device cuda --parts steps --shapes paper digits --seconds 5 \
              --out "$out/train-throughput-$gpu.json" ;;
-    # 30 s to start and warm up each process (uncompiled): the record says how late any process started timing
+    # k processes get 30 (1 + k/3) s to start and warm up (uncompiled); the record says how late any started timing
     concurrent) python3 benchmarks/train_throughput.py --device cuda --parts concurrent --concurrent-delay 30 \
              --out "$out/train-concurrent-$gpu.json" ;;
     # NumPy's CPU SVD as the reference up to n = 4,000 only: at 8,000 it took 90 s of a 2-core CPU

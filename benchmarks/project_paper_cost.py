@@ -11,7 +11,7 @@ Counts FLOPs per job kind of the paper profile, as the pipeline now runs them:
     the studies (NTK, fully connected, local minima, beyond-NTK on 32 points) run in minutes and are left out.
 Rates: training and scoring at --gpu-tflops (assumed 25 TFLOP/s unless --measured names a
 benchmarks/train_throughput.py record from a GPU, whose best `paper` variant's TFLOP/s is then used; where its
-compile mode is not config/paper.yaml's `train.compile`, the record says the projection assumes it), float64
+bf16 or compile setting is not config/paper.yaml's `train` one, the record says the projection assumes it), float64
 at --fp64-tflops (assumed). With --measured-certificate (a benchmarks/certificate_time.py record from the same
 GPU), a certificate's QR, Lanczos and bound take the time measured at the nearest size, scaled by n^3 (their
 cost's order); only its float64 forward pass that extracts Phi stays at the assumed float64 rate. The CPU rate
@@ -29,6 +29,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -87,18 +88,23 @@ def read_record(path: str, keys: tuple[str, ...], writer: str) -> object:
     return value
 
 
-def fastest_variant(rows: dict[str, dict], path: str, configured: str) -> tuple[float, str]:
+def fastest_variant(rows: dict[str, dict], path: str, train: dict[str, Any]) -> tuple[float, str]:
     """The TFLOP/s of the fastest project variant among a steps record's rows (read from `path`) and where it came
-    from, saying what it assumes when its compile mode is not `configured` (config/paper.yaml's train.compile)."""
+    from, saying what it assumes where its bf16 or compile setting is not `train`'s (config/paper.yaml's)."""
     # the plain loop is not the project's training; a variant that failed (a compile mode) has an "error", no rate
     project = {k: v for k, v in rows.items() if k != "plain" and "error" not in v}
     if not project:  # a steps run stopped (at a time limit) before it timed the project at the paper's shape
         sys.exit(f"{path}: steps.paper has no project variant; run `gpu.sh steps` to its end")
     name, best = max(project.items(), key=lambda kv: kv[1]["tflops_per_s"])
     source = f"measured: {name} in {path}"
-    mode = name.partition("_compile_")[2] or "none"
-    if mode != configured:  # the fastest is not what the profile runs yet
-        source += f"; assumes train.compile: {mode} in config/paper.yaml, which says {configured}: set it there"
+    # the variant's settings, as train_throughput.variants names them; where the profile runs others, say so
+    used = {"bf16": "bf16" in name, "compile": name.partition("_compile_")[2] or "none"}
+    configured = {"bf16": bool(train.get("bf16", False)), "compile": train.get("compile", "none")}
+    shown = {True: "true", False: "false"}  # as YAML writes them
+    differ = [f"train.{key}: {shown.get(used[key], used[key])} (it says {shown.get(configured[key], configured[key])})"
+              for key in used if used[key] != configured[key]]
+    if differ:
+        source += f"; assumes {' and '.join(differ)} in config/paper.yaml: set it there"
     return best["tflops_per_s"], source
 
 
@@ -119,7 +125,7 @@ def main() -> None:
     if args.measured:
         steps = read_record(args.measured, ("steps", "paper"),
                             "`benchmarks/train_throughput.py --parts steps --shapes paper` (`gpu.sh steps`)")
-        args.gpu_tflops, rate_source = fastest_variant(steps, args.measured, cfg["train"].get("compile", "none"))
+        args.gpu_tflops, rate_source = fastest_variant(steps, args.measured, cfg["train"])
     certificate_rows = read_record(args.measured_certificate, ("rows",),
                                    "`benchmarks/certificate_time.py` (`gpu.sh certificate`)") \
         if args.measured_certificate else None

@@ -55,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 PAPER_MODEL = {"widths": [64, 128, 256, 512], "blocks": [2, 2, 2, 2], "wide_width": 50000,
                "require_expressivity": False, "wide_activation": "tanh"}
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that capture CUDA graphs
 BATCH = 64  # both configs' `train.batch_size` (from the authors' related code), for every shape and both loops
 # torch's float32 settings as this process starts, before speed_for sets them process-wide for the project's variants
 TORCH_FP32_SETTINGS = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
@@ -147,12 +148,13 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
 
     Both loops run epochs of the shape's n in batches of BATCH, the last one short where BATCH does not divide n: the
     warm-up then lasts at least an epoch, so that the short batch's shape is compiled (or autotuned) before the
-    timing starts, and each step counts the images its batch has. A compiled variant also records how often
-    inductor fell back from CUDA graphs (reduce-overhead then runs without them, and says so only in a log); a
+    timing starts, and each step counts the images its batch has. A variant compiled to CUDA graphs also records
+    how many of its compiled graphs inductor left without them (it then runs them plainly, and says so only in a
+    log; on the CPU it skips every one); a
     concurrent one (`start_at`) how late its warm-up ended, when it overran the common start."""
-    compiled = train_cfg.get("compile", "none") != "none"
-    skips_before = cudagraph_skips() if compiled else 0
+    graphs = train_cfg.get("compile", "none") in CUDA_GRAPH_MODES
     step, flops = make(shape, device, train_cfg)
+    skips_before = cudagraph_skips() if graphs else 0  # compiling happens in the warm-up steps
     n = SHAPES[shape][3]
     per_epoch = -(-n // BATCH)
     warmup = max(warmup, per_epoch) if n % BATCH else warmup
@@ -172,14 +174,14 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
         done += 10
         sync(device)
     elapsed = time.perf_counter() - start
-    skips = {"cudagraph_skips": cudagraph_skips() - skips_before} if compiled else {}
+    skips = {"cudagraph_skips": cudagraph_skips() - skips_before} if graphs else {}
     return {"images_per_s": images / elapsed, "steps": done, "seconds": elapsed, "warmup_seconds": warmup_seconds,
             "tflops_per_s": flops / BATCH * images / elapsed / 1e12, "train_step_gflops": flops / 1e9, **skips,
             **late}
 
 
 def cudagraph_skips() -> int:
-    """How many times inductor has so far run a compiled graph without CUDA graphs (its own counter)."""
+    """How many compiled graphs inductor has so far left without CUDA graphs (its own counter)."""
     from torch._dynamo.utils import counters  # only when compiling (the training jobs never import dynamo)
 
     return counters["inductor"]["cudagraph_skips"]

@@ -4,6 +4,7 @@ and the whole DAG run once on config/test.yaml in a temporary copy of the workfl
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -65,16 +66,23 @@ def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.Completed
     return subprocess.run(["snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def load_workspace() -> ModuleType:
-    """benchmarks/workspace.py, the one place that says what a copy of the workflow holds (the folder is not a
-    package, so it is loaded by path)."""
-    spec = importlib.util.spec_from_file_location("workspace", REPO / "benchmarks" / "workspace.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+@functools.cache
+def load_benchmark(script: str) -> ModuleType:
+    """benchmarks/<script> as a module (the folder is not a package), registered under its name so that the scripts'
+    own `from workspace import ...` gets the same module object; the folder is on the path while it loads."""
+    name = Path(script).stem
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / script)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
     return module
 
 
-copy_workflow = load_workspace().copy_workflow  # a copy of the workflow (Snakefile, rules, config, ...) in a folder
+# a copy of the workflow (Snakefile, rules, config, ...) in a folder: the list of what a run reads is said there once
+copy_workflow = load_benchmark("workspace.py").copy_workflow
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ stopped. The GPU command has never run on a GPU in CI, so these keep its CPU-tes
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import os
 import signal
@@ -13,12 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
+from conftest import REPO, load_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 # gpu.sh calls `python3`: the interpreter running the tests comes first on PATH, as in an activated environment
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -28,20 +25,6 @@ def bench(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedPr
     """Run benchmarks/<script> with this interpreter, capturing its output."""
     return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                           timeout=timeout, env=ENV)
-
-
-@functools.cache
-def load(script: str) -> ModuleType:
-    """benchmarks/<script> as a module (the folder is not a package; its scripts import their sibling `workspace`,
-    so the folder is on the path while it loads, as it is for a script)."""
-    spec = importlib.util.spec_from_file_location(Path(script).stem, BENCH / script)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -105,34 +88,38 @@ def test_cost_projection_takes_the_fastest_project_variant(records: dict[str, Pa
     cost = json.loads(out.read_text())
     best = max((name for name in rows if name != "plain"), key=lambda name: rows[name]["tflops_per_s"])
     assert cost["gpu_training_tflops"] == rows[best]["tflops_per_s"]
-    assert cost["gpu_rate_source"] == f"measured: {best} in {measured}"
+    # CPU rows run without bf16, which config/paper.yaml turns on: the source says the rate assumes it off
+    assert cost["gpu_rate_source"] == (f"measured: {best} in {measured}; assumes train.bf16: false (it says true) in "
+                                       "config/paper.yaml: set it there")
     assert cost["certificate_source"].startswith(f"measured QR certificates in {records['certificate']}")
     assert cost["training_jobs"]["base"] == cost["training_jobs"]["recipe"] > 0
     assert cost["gpu_hours_projected"] > cost["certificate_gpu_hours"] > 0
 
 
 def test_cost_rate_skips_failed_variants_and_says_what_it_assumes() -> None:
-    fastest_variant = load("project_paper_cost.py").fastest_variant
-    rows = {"plain": {"tflops_per_s": 9.0}, "project_bf16": {"tflops_per_s": 2.0},
-            "project_bf16_compile_default": {"tflops_per_s": 3.0},
+    fastest_variant = load_benchmark("project_paper_cost.py").fastest_variant
+    rows = {"plain": {"tflops_per_s": 9.0}, "project_default": {"tflops_per_s": 1.0},
+            "project_bf16": {"tflops_per_s": 2.0}, "project_bf16_compile_default": {"tflops_per_s": 3.0},
             "project_bf16_compile_reduce-overhead": {"error": "BackendCompilerFailed: no C compiler"}}
-    assert fastest_variant(rows, "r.json", "none") == (
-        3.0, "measured: project_bf16_compile_default in r.json; assumes train.compile: default in config/paper.yaml, "
-        "which says none: set it there")
-    assert fastest_variant(rows, "r.json", "default") == (3.0, "measured: project_bf16_compile_default in r.json")
-    rows["project_bf16_compile_default"]["tflops_per_s"] = 1.0
-    assert fastest_variant(rows, "r.json", "default") == (
-        2.0, "measured: project_bf16 in r.json; assumes train.compile: none in config/paper.yaml, which says default:"
-        " set it there")
+    paper = {"bf16": True, "compile": "none"}
+    assert fastest_variant(rows, "r.json", paper) == (
+        3.0, "measured: project_bf16_compile_default in r.json; assumes train.compile: default (it says none) in "
+        "config/paper.yaml: set it there")
+    assert fastest_variant(rows, "r.json", {**paper, "compile": "default"}) == (
+        3.0, "measured: project_bf16_compile_default in r.json")
+    rows["project_bf16_compile_default"]["tflops_per_s"] = rows["project_bf16"]["tflops_per_s"] = 0.5
+    assert fastest_variant(rows, "r.json", {**paper, "compile": "default"}) == (
+        1.0, "measured: project_default in r.json; assumes train.bf16: false (it says true) and train.compile: none "
+        "(it says default) in config/paper.yaml: set it there")
     with pytest.raises(SystemExit, match="r.json: steps.paper has no project variant"):
-        fastest_variant({"plain": rows["plain"], "project_bf16_compile_default": {"error": "x"}}, "r.json", "none")
+        fastest_variant({"plain": rows["plain"], "project_bf16_compile_default": {"error": "x"}}, "r.json", paper)
 
 
 def run_cost_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
     """project_paper_cost's main with `args`, expected to exit with a message: that message."""
     monkeypatch.setattr(sys, "argv", ["project_paper_cost.py", *args])
     with pytest.raises(SystemExit) as stop:
-        load("project_paper_cost.py").main()
+        load_benchmark("project_paper_cost.py").main()
     return str(stop.value.code)
 
 
@@ -176,8 +163,9 @@ def test_stopped_steps_run_keeps_the_variants_it_finished(tmp_path: Path) -> Non
 
 
 def test_failed_variant_is_recorded_and_the_others_still_run(tmp_path: Path) -> None:
-    # Two compile modes torch does not know stand in for a compile that fails on a GPU machine (no C compiler for
-    # Triton): each is recorded with its error, the second still runs after the first failed, and the run succeeds.
+    # Two compile modes torch does not know fail as torch.compile is called (a compiler missing on a GPU machine
+    # would fail later, in the warm-up steps, inside the same `try`): each is recorded with its error, the second
+    # still runs after the first failed, and the run succeeds.
     out = tmp_path / "steps.json"
     run = bench("train_throughput.py", "--parts", "steps", "--shapes", "digits", "--compile-modes", "bogus1", "bogus2",
                 "--seconds", "0.2", "--warmup", "2", "--out", str(out))
@@ -200,8 +188,17 @@ def test_concurrent_record_picks_the_best_number_of_jobs(tmp_path: Path) -> None
     for k, row in by_k.items():
         assert len(row["per_process"]) == int(k) and all(rate > 0 for rate in row["per_process"])
         assert row["total_images_per_s"] == pytest.approx(sum(row["per_process"]))
-        assert row["started_late_s"] >= 0.0  # how far a process's warm-up overran the common start (0 if none)
     assert summary["best_gpu_slots"] == int(max(by_k, key=lambda k: by_k[k]["total_images_per_s"]))
+
+
+def test_concurrent_record_says_when_a_process_started_timing_late(tmp_path: Path) -> None:
+    # No time to warm up: the process's timed window starts after the common start, and the record and log say so
+    out = tmp_path / "late.json"
+    run = bench("train_throughput.py", "--parts", "concurrent", "--concurrent", "1", "--concurrent-shape", "digits",
+                "--concurrent-delay", "0", "--seconds", "0.2", "--warmup", "2", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    late = json.loads(out.read_text())["concurrent"]["by_k"]["1"]["started_late_s"]
+    assert late > 0 and f"concurrent 1: a process warmed up {late:.1f} s past the common start" in run.stderr
 
 
 def dry_run_job(rule: str, inputs: list[str], outputs: list[str], resources: str, indent: str = "") -> str:
@@ -212,7 +209,7 @@ def dry_run_job(rule: str, inputs: list[str], outputs: list[str], resources: str
 
 
 def test_slurm_plan_orders_rules_by_depth_whatever_the_print_order() -> None:
-    plan = load("slurm_plan.py")
+    plan = load_benchmark("slurm_plan.py")
     jobs = [dry_run_job("prepare", [], ["a.pt"], "mem_mb=4000, runtime=60"),
             dry_run_job("train", ["a.pt"], ["b.pt"], "mem_mb=8000, runtime=60, gres=gpu:1"),
             dry_run_job("train", ["a.pt"], ["c.pt"], "mem_mb=8000, runtime=180, gres=gpu:1"),
