@@ -3,13 +3,13 @@
 # 0.26.0 when last read), older than the 2.14.1 this project pins, and gpu.sh runs the source tree with it.
 #   bash benchmarks/gpu_torch_check.sh                 (torch 2.11.0 + torchvision 0.26.0)
 #   bash benchmarks/gpu_torch_check.sh 2.12.0 0.27.0   (another pair)
-# In a throw-away virtual environment with that pair and only the packages gpu.sh's path imports (those the GPU
-# image has; versions from constraints.txt), it runs every gpu.sh part at small sizes on the CPU, the compiled
-# variants, the concurrent runs' compiled steps and the hand-blocked QR included (bf16 autocast is CUDA's only), then the tests of the
-# training, A(base), resume and certificate modules and of the benchmarks, all from src/ without installing the
-# project. It checks the code runs under that torch; its records are not measurements (tiny, on a shared CPU) and
-# are thrown away. The CUDA branches themselves only run on a GPU, and this machine's Python and NumPy may differ
-# from the image's (3.12 and NumPy 2.5 when last read).
+# In a throw-away virtual environment with that pair and the packages gpu.sh's path and these tests import (all on
+# the GPU image; versions from constraints.txt), it runs every gpu.sh part at small sizes on the CPU, the compiled
+# variants, the concurrent runs' compiled steps and the hand-blocked QR included (bf16 autocast is CUDA's only),
+# then the tests of the training, A(base), resume and certificate modules and of the benchmarks, all from src/
+# without installing the project. It checks the code runs under that torch; its records are not measurements
+# (tiny, on a shared CPU) and are thrown away. The CUDA branches themselves only run on a GPU, and this machine's
+# Python and NumPy may differ from the image's (3.12 and NumPy 2.5 when last read).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_version=${1:-2.11.0}

@@ -150,8 +150,8 @@ def time_steps(make: Callable, shape: str, device: torch.device, train_cfg: dict
     warm-up then lasts at least an epoch, so that the short batch's shape is compiled (or autotuned) before the
     timing starts, and each step counts the images its batch has. A variant compiled to CUDA graphs also records
     how many of its compiled graphs inductor left without them (it then runs them plainly, and says so only in a
-    log; on the CPU it skips every one); a
-    concurrent one (`start_at`) how late its warm-up ended, when it overran the common start."""
+    log; on the CPU it skips every one); a concurrent one (`start_at`) how late its warm-up ended, when it overran
+    the common start."""
     graphs = train_cfg.get("compile", "none") in CUDA_GRAPH_MODES
     step, flops = make(shape, device, train_cfg)
     skips_before = cudagraph_skips() if graphs else 0  # compiling happens in the warm-up steps
@@ -228,18 +228,17 @@ def run_steps(args: argparse.Namespace, device: torch.device, save: Callable[[di
         rows = result[shape] = {}
         for name, (make, train_cfg) in variants(device, args.compile_modes).items():
             try:
-                rows[name] = time_steps(make, shape, device, train_cfg, args.seconds, args.warmup)
+                row = rows[name] = time_steps(make, shape, device, train_cfg, args.seconds, args.warmup)
             except Exception as err:  # one variant (a compile mode) failing must not cost the others' time
                 if name == "plain":  # every ratio needs it
                     raise
                 rows[name] = {"error": f"{type(err).__name__}: {err}"}
                 print(shape, name, "FAILED:", rows[name]["error"], file=sys.stderr, flush=True)
-                save(result)
-                continue
-            rows[name]["ratio_to_plain"] = rows[name]["images_per_s"] / rows["plain"]["images_per_s"]
-            if peak:
-                rows[name]["mfu"] = rows[name]["tflops_per_s"] * 1e12 / peak
-            print(shape, name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
+            else:
+                row["ratio_to_plain"] = row["images_per_s"] / rows["plain"]["images_per_s"]
+                if peak:
+                    row["mfu"] = row["tflops_per_s"] * 1e12 / peak
+                print(shape, name, {k: round(v, 3) for k, v in row.items()}, flush=True)
             save(result)
 
 
@@ -255,13 +254,13 @@ def run_concurrent(args: argparse.Namespace, save: Callable[[dict[str, Any]], No
                "--compile", args.concurrent_compile]
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
         runs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-        out[str(k)] = {"total_images_per_s": sum(r["images_per_s"] for r in runs),
-                       "per_process": [r["images_per_s"] for r in runs],
-                       "started_late_s": max(r["started_late_s"] for r in runs)}
-        if out[str(k)]["started_late_s"] > 0:  # the processes' timed windows did not fully overlap
-            print(f"concurrent {k}: a process warmed up {out[str(k)]['started_late_s']:.1f} s past the common start;"
+        row = out[str(k)] = {"total_images_per_s": sum(r["images_per_s"] for r in runs),
+                             "per_process": [r["images_per_s"] for r in runs],
+                             "started_late_s": max(r["started_late_s"] for r in runs)}
+        if row["started_late_s"] > 0:  # the processes' timed windows did not fully overlap
+            print(f"concurrent {k}: a process warmed up {row['started_late_s']:.1f} s past the common start;"
                   " raise --concurrent-delay", file=sys.stderr, flush=True)
-        print("concurrent", k, out[str(k)], flush=True)
+        print("concurrent", k, row, flush=True)
         summary["best_gpu_slots"] = int(max(out, key=lambda j: out[j]["total_images_per_s"]))  # of the k so far
         save(summary)
 

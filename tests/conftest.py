@@ -17,6 +17,7 @@ import pytest
 from globalmin import base, data, recipe
 
 REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
 
 TINY_MODEL = {"widths": [4], "blocks": [1], "wide_width": None, "wide_activation": "tanh"}
 TINY_TRAIN = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "batch_size": 64,
@@ -71,13 +72,13 @@ def load_benchmark(script: str) -> ModuleType:
     """benchmarks/<script> as a module (the folder is not a package), registered under its name so that the scripts'
     own `from workspace import ...` gets the same module object; the folder is on the path while it loads."""
     name = Path(script).stem
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / script)
+    spec = importlib.util.spec_from_file_location(name, BENCH / script)
     module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO / "benchmarks"))
+    sys.path.insert(0, str(BENCH))
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+        sys.path.remove(str(BENCH))
     return module
 
 

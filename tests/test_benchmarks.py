@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, load_benchmark
+from conftest import BENCH, load_benchmark
 
-BENCH = REPO / "benchmarks"
 # gpu.sh calls `python3`: the interpreter running the tests comes first on PATH, as in an activated environment
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
