@@ -286,9 +286,14 @@ def test_jacobian_equals_torch_func_bit_for_bit(activation, depth, width, d_out)
     whole = jacrev(lambda p: lm.outputs(model, p, x))(params)
     per_point = vmap(jacrev(lambda p, xi: functional_call(model, p, (xi[None],)).reshape(-1)), in_dims=(None, 0))(
         params, x)
-    for reference in (whole, per_point):
-        expected = torch.cat([b.reshape(11 * d_out, -1) for b in reference.values()], 1)
-        assert torch.equal(j, expected)
+    flat = {name: torch.cat([b.reshape(11 * d_out, -1) for b in reference.values()], 1)
+            for name, reference in (("whole", whole), ("per_point", per_point))}
+    # bit for bit against jacrev of the whole batch, which runs the same kernels on the same matrices
+    assert torch.equal(j, flat["whole"])
+    # vmap of one point batches its matmuls differently, and on some CPUs (an AVX-512 host) they round differently
+    # in the last bit: torch.func's two forms then differ from each other (by 5.6e-17 at width 16), so ours can
+    # equal only one of them bit for bit; against the other, float64 rounding of entries of size about 1
+    torch.testing.assert_close(j, flat["per_point"], rtol=0, atol=8 * torch.finfo(torch.float64).eps)
     assert j.shape == (11 * d_out, sum(p.numel() for p in params.values()))
     assert [name for name, _ in blocks] == [f"hidden.{k}" for k in range(depth)] + ["out"]
     assert blocks[0][1].start == 0 and blocks[-1][1].stop == j.shape[1]

@@ -305,8 +305,9 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
     Back-propagation of every output written out for this fully-connected net, with the backward kernels autograd
     itself runs (ATen's threshold_backward / tanh_backward, and the same matmuls). Why not torch.func: LM asks for
     J about 17,000 times in the default study, and vmap(jacrev) of one point spends 2 to 3 ms per call in
-    dispatch, four to five times this (benchmarks/results/study-kernels-cpu-2core.json). Bit-identical to
-    vmap(jacrev) and to jacrev of the whole batch (tests/test_local_minima.py)."""
+    dispatch, four to five times this (benchmarks/results/study-kernels-cpu-2core.json). Bit-identical to jacrev
+    of the whole batch; to vmap(jacrev) of one point too on some CPUs, on others within float64 rounding, as
+    vmap batches the matmuls differently (tests/test_local_minima.py)."""
     depth, layers = len(model.hidden), layer_names(model)
     weights = [params[f"{name}.weight"] for name in layers]
     hidden = layer_inputs(model, params, x)
