@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from workspace import save_json, status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import machine, save_json, status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("lapack", "blocked", "library", "out_of_core")
@@ -95,8 +94,7 @@ def main() -> None:
             print(f"n={n:6d} {method:12s} working memory {rows[-1]['working_over_phi']:6.3f} x Phi"
                   f"  ({rows[-1]['working_bytes'] / 2**20:8.1f} MiB)", flush=True)
     record = {"what": __doc__.split("\n\n")[0], "method": __doc__.split("\n\n")[1].replace("\n", " "),
-              "machine": {"platform": platform.platform(), "processor": platform.processor() or "cpu",
-                          "device": "cpu", "torch": torch.__version__},
+              "machine": machine(device="cpu", torch=torch.__version__),
               "rows": rows, "date": time.strftime("%Y-%m-%d")}
     save_json(record, args.out)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from globalmin.certificate import certify, certify_qr, scratch_matrix
-from workspace import save_json, status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import machine, save_json, status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,8 +71,7 @@ def main() -> None:
     record = {"what": "certificate time and agreement with numpy.linalg.svd (float64), tanh(Gaussian) n x n; "
                       "qr = in-place QR (LAPACK in memory, blocked on disk or GPU) + inverse iteration "
                       "+ the 1/||R^-1||_F bound",
-              "machine": {"platform": platform.platform(), "device": str(device), "device_name": name,
-                          "torch_threads": torch.get_num_threads()},
+              "machine": machine(device=str(device), device_name=name, torch_threads=torch.get_num_threads()),
               "rows": rows, "date": time.strftime("%Y-%m-%d")}
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"certificate-{device.type}.json"
 

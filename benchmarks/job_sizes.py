@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from workspace import copy_workflow, write_record  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import copy_workflow, machine, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def log_to_rule(work: Path, configfile: str | None) -> dict[str, str]:
@@ -111,8 +110,7 @@ def main() -> None:
     unseen = sorted(set(logs.values()) - set(by_rule))
     record = {
         "what": "per-rule wall time and peak resident memory of " + " ".join(cmd) + " on a clean copy",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
+        "machine": machine(),
         "wall_seconds": round(wall, 1),
         "rules": rules,
         "rules_not_sampled": unseen,  # jobs shorter than one sampling interval, or rules without a command

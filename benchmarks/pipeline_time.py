@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -35,7 +34,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from workspace import REPO, copy_workflow, write_record  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import REPO, copy_workflow, machine, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def job_seconds(work: Path) -> dict[str, dict[str, float]]:
@@ -130,7 +129,7 @@ def main() -> None:
     parser.add_argument("--baseline", default=None, help="also time this commit's default DAG first, and the ratio")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    record = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}}
+    record = {"machine": machine()}
     if args.baseline:
         record["baseline"] = time_dag(args.cores, commit=args.baseline)
     record.update(time_dag(args.cores, args.configfile, args.commit))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from globalmin.models import build_model
 from globalmin.runinfo import read_json
 from globalmin.train import make_schedule
-from workspace import save_json  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import machine, save_json  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 # n_train, n_test, channels, size, classes of the paper data sets (torchvision's splits; Semeion 1,000 / 593)
@@ -185,7 +184,7 @@ def main() -> None:
                 "cached features and float64 certificates (the studies' minutes left out)",
         "method": "FLOPs counted with torch.utils.flop_counter on the paper network per data set, times what each "
                   "job kind runs; CPU rate measured here on real ResNet-18 + wide-layer training steps",
-        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
+        "machine": machine(torch_threads=torch.get_num_threads()),
         "gpu_training_tflops": args.gpu_tflops, "gpu_rate_source": rate_source,
         "assumed_gpu_fp64_tflops": args.fp64_tflops,
         "certificate_source": f"measured QR certificates in {args.measured_certificate}, scaled by n^3 from the "

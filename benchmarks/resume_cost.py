@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from workspace import REPO, write_record  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import REPO, machine, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def settings(resume_seconds: float | None = None) -> dict:
@@ -69,7 +68,7 @@ def main() -> None:
         identical = same_weights(Path(tmp) / "every_epoch0", Path(tmp) / "default0")
     record = {"what": "one augmented digits base run of the default config as its own process: resume file at every "
                       "epoch end (train.resume_seconds 0) against the default",
-              "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": 1},
+              "machine": machine(torch=torch.__version__, threads=1),
               "default_resume_seconds": settings()["train"]["resume_seconds"]}
     for name, runs in times.items():
         record[name] = {"wall_s": [round(w, 2) for w, _ in runs], "cpu_s": [round(c, 2) for _, c in runs],

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from workspace import REPO, copy_workflow, write_record  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import REPO, copy_workflow, machine, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
@@ -42,7 +41,6 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("GLOBALMIN_SLURM_PARTITION"):
         raise SystemExit("no local SLURM: run this under deploy/slurm/start-local.sh")
-    load_before = os.getloadavg()[0]  # other work on the machine slows both runs
     site = REPO / "deploy" / "slurm" / "profile"
     slurm_cmd = ["snakemake", "--profile", "profiles/slurm", "--profile", str(site), "--configfile", args.configfile]
     local_cmd = ["snakemake", "--cores", args.cores, "--configfile", args.configfile]
@@ -51,9 +49,7 @@ def main() -> None:
     node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %c %m %G"], capture_output=True, text=True).stdout.split()
     record = {
         "what": f"test of profiles/slurm: the DAG of {args.configfile} through SLURM against a local run, clean copies",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_average_before": round(load_before, 2),
-                    "note": "a shared machine; one SLURM node of this machine's size"},
+        "machine": machine(note="a shared machine; one SLURM node of this machine's size"),
         "slurm": {"command": " ".join(slurm_cmd).replace(str(REPO) + "/", ""), "wall_seconds": round(slurm_wall, 1),
                   "slurm_jobs": len(re.findall(r"has been submitted with SLURM jobid", slurm_out)),
                   "node": dict(zip(("name", "cpus", "memory_mb", "gres"), node))},

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import platform
 import subprocess
 import sys
 import time
@@ -50,7 +49,7 @@ from globalmin import local_minima as lm
 from globalmin.certificate import certify
 from globalmin.models import init_model
 
-from workspace import REPO, write_record  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import REPO, machine, write_record  # noqa: E402  (benchmarks/ is the script's folder)
 
 DIGITS_MODEL = {"widths": [16, 32], "blocks": [1, 1], "wide_width": None, "require_expressivity": True,
                 "wide_activation": "tanh"}
@@ -328,8 +327,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    record = {"machine": {"platform": platform.platform(), "processor": platform.processor() or "cpu",
-                          "torch": torch.__version__, "threads": 1},
+    record = {"machine": machine(torch=torch.__version__, threads=1),
               "jacobian": jacobian_row(args.repeats), "trace_kernel": trace_kernel_row(max(3, args.repeats // 5)),
               "ntk_kernel": ntk_kernel_row(max(3, args.repeats // 5)),
               "ntk_gd": ntk_gd_row(max(3, args.repeats // 10)), "fc_theory_proofs": fc_proofs_row(),

@@ -49,7 +49,7 @@ from globalmin import recipe
 from globalmin.models import init_model
 from globalmin.runinfo import limit_threads, read_json
 from globalmin.train import Batches, make_optimizer, make_schedule, sgd_step, speed_for
-from workspace import save_json  # noqa: E402  (benchmarks/ is the script's folder)
+from workspace import machine, save_json  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -444,7 +444,7 @@ def main() -> None:
     record: dict[str, Any] = {
         "what": "training throughput of the project against a plain PyTorch loop (benchmarks/train_throughput.py)",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "torch_threads": args.threads},
+        "machine": machine(torch=torch.__version__, torch_threads=args.threads),
         "date": time.strftime("%Y-%m-%d")}
 
     def saver(part: str) -> Callable[[dict[str, Any]], None]:

@@ -1,9 +1,11 @@
 """What the benchmarks share: a clean copy of the workflow for those that run it (tests/conftest.py uses it too),
-where and how a benchmark's record is written, and this process's memory as Linux reports it."""
+what a record says of the machine, where and how a benchmark's record is written, and this process's memory as
+Linux reports it."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 from pathlib import Path
@@ -12,6 +14,17 @@ from globalmin.runinfo import write_text
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("workflow", "config", "profiles", "src", "docs")  # what a run reads besides the Snakefile
+# the 1-minute load average as the benchmark starts (this module is imported with its script's imports), before its
+# own work raises it: other work on a shared machine slows what is timed, so every record says how quiet it was
+LOAD_AT_START = os.getloadavg()[0]
+
+
+def machine(**extra: object) -> dict:
+    """What a record says of the machine it was timed on (platform, processor, cores, memory, load before the
+    run), then `extra` (device, torch, threads)."""
+    return {"platform": platform.platform(), "processor": platform.processor() or "cpu", "cpus": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1),
+            "load_average_before": round(LOAD_AT_START, 2), **extra}
 
 
 def copy_workflow(dest: Path) -> Path:

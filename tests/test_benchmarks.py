@@ -71,6 +71,16 @@ def test_certificate_record_agrees_with_numpy_and_records_memory(records: dict[s
     assert alone["peak_resident_gib"] >= alone["resident_before_gib"] > 0
 
 
+def test_records_name_the_machine_its_memory_and_how_busy_it_was(records: dict[str, Path]) -> None:
+    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+    for path in records.values():
+        machine = json.loads(path.read_text())["machine"]
+        assert machine["cpus"] == os.cpu_count() and machine["platform"]
+        assert machine["memory_gib"] == pytest.approx(mem_kib / 2 ** 20, abs=0.2)  # the page count, not MemTotal
+        assert 0 <= machine["load_average_before"] < 10 * os.cpu_count()
+
+
 def test_cost_projection_takes_the_fastest_project_variant(records: dict[str, Path], tmp_path: Path) -> None:
     # The cost reads steps.paper; timing the paper shape takes 80 s on this CPU, so the digits rows stand in for it
     # (the reader uses only the variants' names and tflops_per_s). The plain loop is made the fastest: it must not
