@@ -17,7 +17,6 @@ Usage: python benchmarks/certificate_time.py [--sizes 1000 2000 4000 8000] [--de
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from globalmin.certificate import certify, certify_qr, scratch_matrix
+from globalmin.runinfo import device_name
 from workspace import machine, save_json, status_bytes  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    name = device_name(device)
     rows: list[dict] = []
     record = {"what": "certificate time and agreement with numpy.linalg.svd (float64), tanh(Gaussian) n x n; "
                       "qr = in-place QR (LAPACK in memory, blocked on disk or GPU) + inverse iteration "

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from globalmin import data as datamod
 from globalmin import recipe
 from globalmin.models import init_model
-from globalmin.runinfo import limit_threads, read_json
+from globalmin.runinfo import device_name, limit_threads, read_json
 from globalmin.train import Batches, make_optimizer, make_schedule, sgd_step, speed_for
 from workspace import machine, save_json  # noqa: E402  (benchmarks/ is the script's folder)
 
@@ -443,7 +442,7 @@ def main() -> None:
         return
     record: dict[str, Any] = {
         "what": "training throughput of the project against a plain PyTorch loop (benchmarks/train_throughput.py)",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": device_name(device),
         "machine": machine(torch=torch.__version__, torch_threads=args.threads),
         "date": time.strftime("%Y-%m-%d")}
 

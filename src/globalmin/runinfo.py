@@ -196,6 +196,12 @@ def environment(device: "torch.device | None" = None) -> dict[str, Any]:
     info = {**versions(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     if device is not None:
         info["device"] = str(device)
-        info["device_name"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                               else platform.processor() or "cpu")
+        info["device_name"] = device_name(device)
     return info
+
+
+def device_name(device: "torch.device") -> str:
+    """The accelerator's product name on CUDA, else the processor's (as `platform` reports it, or "cpu")."""
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
