@@ -423,12 +423,11 @@ def preacts(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor) ->
     return pre
 
 
-def dead_units(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor) -> list[float]:
+def dead_units(model: Student, pre: list[torch.Tensor]) -> list[float]:
     """Per hidden layer, the fraction of units inactive (pre-activation <= 0) on every input; relu only."""
     if model.act is not torch.relu:
-        return [0.0] * len(model.hidden)  # a tanh unit is zero only where its pre-activation is exactly 0
-    with torch.no_grad():
-        return [float((z <= 0).all(dim=0).double().mean()) for z in preacts(model, params, x)]
+        return [0.0] * len(pre)  # a tanh unit is zero only where its pre-activation is exactly 0
+    return [float((z <= 0).all(dim=0).double().mean()) for z in pre]
 
 
 def measure(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
@@ -443,9 +442,10 @@ def measure(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor, y:
     lb = 0.5 * float(((y.reshape(-1) - py) ** 2).sum())
     contributions = layer_contributions(j, blocks, y, tol)
     residual = linear_residual(u, x, y.shape[1])
-    dead = dead_units(model, params, x)
     with torch.no_grad():
-        closest = min(float(z.abs().min()) for z in preacts(model, params, x))
+        pre = preacts(model, params, x)
+    dead = dead_units(model, pre)
+    closest = min(float(z.abs().min()) for z in pre)
     return {"loss": value, "lower_bound": lb, "gap": value - lb, "grad_norm": grad_norm(model, params, x, y),
             "rank_j": rank, "jac_rows": j.shape[0], "projection_energy": energy,
             "layer_contributions": json.dumps(contributions), "min_layer_contribution": float(min(contributions)),
