@@ -237,7 +237,7 @@ def memorise(x: torch.Tensor, labels: torch.Tensor, m: int, depth: int, seed: in
         # d(mean cross-entropy)/d logits = (softmax - one-hot) / n
         errors = layer_errors(trained, fixed, hidden, (torch.softmax(out, 1) - onehot) / len(labels))
         descend(trained, hidden, errors, lr)
-    # the loop left only by a break, so `out` holds the logits of the final weights
+    # every way out of the loop is a break taken before the weights are updated, so `out` holds the final logits
     accuracy = float((out.argmax(1) == labels).double().mean())
     loss = float(torch.nn.functional.cross_entropy(out, labels))
     return {"m": m, "seed": seed, "steps_to_100": steps_to_fit, "train_accuracy": accuracy, "final_loss": loss}
