@@ -10,7 +10,7 @@ import platform
 import shutil
 from pathlib import Path
 
-from globalmin.runinfo import write_text
+from globalmin.runinfo import processor_name, write_text
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("workflow", "config", "profiles", "src", "docs")  # what a run reads besides the Snakefile
@@ -22,7 +22,7 @@ LOAD_AT_START = os.getloadavg()[0]
 def machine(**extra: object) -> dict:
     """What a record says of the machine it was timed on (platform, processor, cores, memory, load before the
     run), then `extra` (device, torch, threads)."""
-    return {"platform": platform.platform(), "processor": platform.processor() or "cpu", "cpus": os.cpu_count(),
+    return {"platform": platform.platform(), "processor": processor_name(), "cpus": os.cpu_count(),
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1),
             "load_average_before": round(LOAD_AT_START, 2), **extra}
 

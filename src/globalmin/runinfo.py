@@ -201,7 +201,12 @@ def environment(device: "torch.device | None" = None) -> dict[str, Any]:
 
 
 def device_name(device: "torch.device") -> str:
-    """The accelerator's product name on CUDA, else the processor's (as `platform` reports it, or "cpu")."""
+    """The accelerator's product name on CUDA, else the processor's (`processor_name`)."""
     import torch
 
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name()
+
+
+def processor_name() -> str:
+    """The processor's name as `platform` reports it, or "cpu" where it reports none (as on many Linux hosts)."""
+    return platform.processor() or "cpu"
