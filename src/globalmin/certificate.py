@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import scipy.linalg
@@ -278,33 +278,95 @@ def certify_qr(features: torch.Tensor, iterations: int = 200, rtol: float = 1e-1
             "in_place": in_place}
 
 
-@torch.no_grad()
-def feature_matrix(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024,
-                   scratch: str | Path | None = None) -> torch.Tensor:
-    """h_H(x) for every input, in eval mode (batch norm uses its running statistics), without augmentation.
+def head_module(model: torch.nn.Module, head: str | torch.nn.Module | None = None) -> torch.nn.Linear:
+    """The head W_out of `model`: a module, the name of one, or (None) the submodule named 'head'."""
+    if isinstance(head, torch.nn.Module):
+        return head
+    name = head or "head"
+    try:
+        module = model.get_submodule(name)
+    except AttributeError as err:
+        raise ValueError(f"the model has no submodule '{name}' to use as the head; name its last Linear "
+                         f"(globalmin.api.locate finds it)") from err
+    if not isinstance(module, torch.nn.Linear):
+        raise ValueError(f"the head '{name}' is a {type(module).__name__}, not a torch.nn.Linear")
+    return module
 
-    Runs a float64 copy of the model so that the certified rank is that of the exact network at these
-    parameters, not of float32 rounding; the training model is left untouched. Batches are written straight
-    into one preallocated n x m_H matrix on the model's device (or on disk in `scratch`), so at most one
+
+def batches_of(inputs: Any, batch_size: int) -> Iterator[torch.Tensor]:
+    """The input batches of a tensor (sliced) or of an iterable of batches (a DataLoader: (x, y, ...) or x)."""
+    if isinstance(inputs, torch.Tensor):
+        for i in range(0, len(inputs), batch_size):
+            yield inputs[i:i + batch_size]
+        return
+    for batch in inputs:
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def count_inputs(inputs: Any) -> int | None:
+    """How many inputs a tensor or a DataLoader holds (None for an iterable that does not say)."""
+    if isinstance(inputs, torch.Tensor):
+        return len(inputs)
+    dataset = getattr(inputs, "dataset", None)
+    try:
+        return len(dataset) if dataset is not None else len(inputs)
+    except TypeError:
+        return None
+
+
+@torch.no_grad()
+def feature_matrix(model: torch.nn.Module, x: Any, batch_size: int = 1024, scratch: str | Path | None = None,
+                   head: str | torch.nn.Module | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """h_H(x), the head's input, for every input, in eval mode (batch norm uses its running statistics), without
+    augmentation. `x` is a tensor of inputs or an iterable of batches (a DataLoader over un-augmented data).
+
+    In float64 (the default) a float64 copy of the model runs, so that the certified rank is that of the exact
+    network at these parameters, not of float32 rounding; the model itself is left untouched. In the model's own
+    dtype the model itself runs (phase 2's cached features), its train/eval mode restored after. A forward
+    pre-hook on the head takes its input, so any model whose output is head(h_H(x)) works. Batches are written
+    straight into one preallocated n x m_H matrix on the model's device (or on disk in `scratch`), so at most one
     batch's activations of the earlier layers are alive at a time and Phi is never concatenated or copied.
     """
-    shadow = copy.deepcopy(model).to(torch.float64).eval()
-    device = next(shadow.parameters()).device
-    n, m = len(x), shadow.wide.out_features
-    out = scratch_matrix(n, m, scratch) if scratch else torch.empty(n, m, dtype=torch.float64, device=device)
-    for i in range(0, n, batch_size):
-        out[i:i + batch_size] = shadow.features(x[i:i + batch_size].to(device, torch.float64)).to(out.device)
-    return out
+    same = dtype == next(model.parameters()).dtype
+    net = model if same else copy.deepcopy(model).to(dtype)
+    was_training = net.training
+    net.eval()
+    linear = head_module(net, _name_of(model, head) if isinstance(head, torch.nn.Module) else head)
+    device = next(net.parameters()).device
+    n, m = count_inputs(x), linear.in_features
+    out = None
+    if n is not None:
+        out = scratch_matrix(n, m, scratch) if scratch else torch.empty(n, m, dtype=dtype, device=device)
+    parts, row, taken = [], 0, []
+    hook = linear.register_forward_pre_hook(lambda module, args: taken.append(args[0]))
+    try:
+        for batch in batches_of(x, batch_size):
+            net(batch.to(device, dtype))
+            features = taken.pop()
+            if out is None:
+                parts.append(features)
+            else:
+                out[row:row + len(features)] = features.to(out.device)
+            row += len(features)
+    finally:
+        hook.remove()
+        net.train(was_training)
+    return torch.cat(parts) if out is None else out
 
 
-def certify_model(model: torch.nn.Module, x: torch.Tensor, method: str, batch_size: int = 1024,
-                  scratch: str | Path | None = None) -> dict[str, Any]:
-    """The certificate of a model's wide-layer features on inputs x; the QR factorises them in place."""
+def _name_of(model: torch.nn.Module, module: torch.nn.Module) -> str:
+    return next(name for name, m in model.named_modules() if m is module)
+
+
+def certify_model(model: torch.nn.Module, x: Any, method: str, batch_size: int = 1024,
+                  scratch: str | Path | None = None, head: str | torch.nn.Module | None = None) -> dict[str, Any]:
+    """The certificate of a model's wide-layer features (the head's input) on inputs x (a tensor or batches);
+    the QR factorises them in place."""
     if method == "svd":
-        return certify_svd(feature_matrix(model, x, batch_size).cpu())
+        return certify_svd(feature_matrix(model, x, batch_size, head=head).cpu())
     if method != "qr":
         raise ValueError(f"certificate method must be one of {METHODS}, got {method!r}")
-    phi = feature_matrix(model, x, batch_size, scratch)
+    phi = feature_matrix(model, x, batch_size, scratch, head=head)
     cert = certify_qr(phi, overwrite=True)
     if phi.device.type == "cuda":  # torch's allocator would keep Phi's memory (42.9 GB at SVHN's n) for this
         del phi                    # process alone: hand it back to the jobs that share the GPU (gpu_slots)
