@@ -5,6 +5,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from globalmin.conditions import expand
 from globalmin.config_checks import problems, schema_errors, unknown_keys, yaml_problem
 
 min_version("9.0")
@@ -28,6 +29,9 @@ validate(config, SCHEMA)
 config_problems = problems(config)
 if config_problems:
     raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(config_problems))
+# The width sweep's points become conditions of their own (globalmin/conditions.py).
+expanded = expand(config)
+config["conditions"], config["experiment"]["conditions"] = expanded["conditions"], expanded["experiment"]["conditions"]
 
 
 wildcard_constraints:

@@ -20,11 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 
 TINY_MODEL = {"widths": [4], "blocks": [1], "wide_width": None, "wide_activation": "tanh"}
-TINY_TRAIN = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "batch_size": 64,
+TINY_TRAIN = {"lr": 0.01, "optimizer": {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False},
+              "batch_size": 64,
               "eval_batch_size": 2048, "eval_every": 1, "epochs": {"plain": 2, "augmented": 2},
               "milestones": {"plain": [1], "augmented": [1]}, "lr_gamma": 0.1, "device": "cpu", "bf16": False,
               "threads": 1, "resume_seconds": 0}
 RECIPE = {"tau_fraction": 0.5, "noise_on": "wide", "noise_scale": 1e-3, "phase2_trains": "head",
+          "certificate_method": "auto", "certificate_scratch": None, "horizon": {"epochs": 0, "lr": None},
           "optimum": {"max_n": 4096, "max_iterations": 2000, "error_bound": 1e-8, "grad_tol": 1e-6}}
 
 

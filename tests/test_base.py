@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY_MODEL, TINY_TRAIN, train_base
-from globalmin import augment, train
+from globalmin import augment, runfiles, train
 from globalmin.models import init_model
 from globalmin.runinfo import read_json
 
@@ -33,7 +33,7 @@ def test_schedule_and_learning_rate():
 
 def _replay(digits_file, seed: int, iterations: int, tau_fraction: float) -> torch.nn.Module:
     """base's first `iterations` steps, written out from the library's parts (not through base.run)."""
-    data, schedule, milestones, device, speed = train.setup(digits_file, True, TINY_TRAIN, tau_fraction)
+    data, schedule, milestones, device, speed = train.setup(digits_file, True, TINY_TRAIN, tau_fraction, data_seed=seed)
     model = init_model(TINY_MODEL, 1, 10, data.n_train, seed).to(memory_format=speed.memory_format)
     optimizer = train.make_optimizer(list(model.parameters()), TINY_TRAIN)
     batches = train.Batches(seed, data, TINY_TRAIN["batch_size"], schedule, augment.spec_for("digits"),
@@ -51,7 +51,7 @@ def _replay(digits_file, seed: int, iterations: int, tau_fraction: float) -> tor
 @pytest.mark.parametrize("name, fraction", [("tau_state.pt", 0.5), ("tau_state_0.25.pt", 0.25)])
 def test_tau_states_are_exactly_base_after_tau_iterations(run, digits_file, name, fraction):
     out, metrics = run
-    state = train.load_tau_state(out / name)
+    state = runfiles.load_tau_state(out / name)
     assert state["tau_fraction"] == fraction and state["iteration"] == round(fraction * metrics["schedule"]["epochs"]
                                                                             * metrics["schedule"]["iters_per_epoch"])
     replayed = _replay(digits_file, 3, state["iteration"], fraction)
@@ -63,10 +63,10 @@ def test_tau_states_are_exactly_base_after_tau_iterations(run, digits_file, name
 
 def test_every_tau_has_a_curve_row_and_outputs_describe_themselves(run):
     out, metrics = run
-    rows = train.load_tau_state(out / "tau_state.pt")
+    rows = runfiles.load_tau_state(out / "tau_state.pt")
     curve = (out / "curve.csv").read_text().splitlines()
     iterations = [int(line.split(",")[2]) for line in curve[1:]]
-    assert rows["iteration"] in iterations and train.load_tau_state(out / "tau_state_0.25.pt")["iteration"] in iterations
+    assert rows["iteration"] in iterations and runfiles.load_tau_state(out / "tau_state_0.25.pt")["iteration"] in iterations
     stored = read_json(out / "metrics.json")
     assert stored["seed"] == 3 and stored["condition"] == {"name": "standard"} and stored["m_H"] == 1297
     assert {"torch", "torchvision", "device", "python"} <= set(stored["environment"])
@@ -127,7 +127,7 @@ def test_truncated_tau_state_is_reported(run, tmp_path, digits_file):
     out, _ = run
     broken = tmp_path / "tau_state.pt"
     broken.write_bytes((out / "tau_state.pt").read_bytes()[:500])
-    with pytest.raises(train.CheckpointError, match="unreadable.*rerun the base run"):
+    with pytest.raises(runfiles.CheckpointError, match="unreadable.*rerun the base run"):
         train_recipe(digits_file, broken, tmp_path / "r")
     assert not (tmp_path / "r").exists()
 

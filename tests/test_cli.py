@@ -46,10 +46,12 @@ def test_missing_data_file_names_the_fix(tmp_path, caplog):
     assert code == 1 and "does not exist; build it with `snakemake" in caplog.text
 
 
-def test_unknown_data_set_is_refused_with_the_choices(capsys):
-    with pytest.raises(SystemExit):
-        main(["prepare", "--dataset", "nope", "--out", "x.pt"])
-    assert "invalid choice: 'nope'" in capsys.readouterr().err
+def test_unknown_data_set_is_refused_with_the_choices(capsys, caplog):
+    assert main(["prepare", "--dataset", "nope", "--out", "x.pt"]) == 1
+    assert "unknown data set 'nope'" in caplog.text and "digits" in caplog.text and "source: folder" in caplog.text
+    with pytest.raises(SystemExit):  # not a name the workflow's wildcards can hold
+        main(["prepare", "--dataset", "No-Pe", "--out", "x.pt"])
+    assert "lower-case letters, digits and _" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -110,6 +110,21 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
     ({"recipe": {"tau_ablation": {"fractions": [0.9]}}}, "repeats recipe.tau_fraction (0.9)"),
     ({"local_minima": {"data": ["teacher", "mnst"]}}, "unknown data kind 'mnst'; did you mean 'mnist'"),
     ({"fc_theory": {"n": 1500}}, "fc_theory.n = 1500 digits inputs, but digits has 1297"),
+    ({"train": {"optimizer": {"name": "adm"}}}, "train.optimizer.name = 'adm' is not a torch.optim optimizer; did "
+                                               "you mean 'adam'?"),
+    ({"train": {"optimizer": {"name": "sgd", "momentun": 0.9}}}, "torch.optim.SGD has no keyword 'momentun' (did you "
+                                                                 "mean 'momentum'?"),
+    ({"conditions": {"adam": {"optimizer": {"name": "adam", "lr": 0.1}}}}, "conditions.adam.optimizer.lr: the "
+                                                                           "learning rate comes from train.lr"),
+    ({"width_sweep": {"bases": ["standrd"]}}, "width_sweep.bases: unknown condition 'standrd'"),
+    ({"width_sweep": {"seeds": [9]}}, "width_sweep.seeds lists [9]"),
+    ({"recipe": {"tau_ablation": {"conditions": ["standard", "half_width"]}}}, "recipe.tau_ablation.conditions "
+                                                                                "lists half_width"),
+    ({"experiment": {"datasets": ["mine"]}}, "or give your own with data.mine: {source: folder | arrays"),
+    ({"data": {"mine": {"source": "folder", "path": "/nonexistent/mine"}}}, "data.mine.path = /nonexistent/mine "
+                                                                            "does not exist"),
+    ({"data": {"mnist": {"source": "folder", "path": "."}}}, "data.mnist.source = folder is for your own data set"),
+    ({"data": {"digits": {"path": "x"}}}, "data.digits: path do not apply to digits"),
 ])
 def test_cross_key_checks_name_the_keys_and_the_fix(over, expected):
     found = problems(_validated(over))
@@ -128,3 +143,33 @@ def test_model_refuses_a_wide_layer_narrower_than_n():
     with pytest.raises(UserError, match="model.wide_width = 10 is below n = 50"):
         build_model({"widths": [4], "blocks": [1], "wide_width": 10}, 1, 10, 50)
     assert wide_width({"wide_width": "n/2"}, 1297) == 648 and wide_width({"wide_width": None}, 7) == 7
+    assert [wide_width({"wide_width": w}, 1297) for w in ("3n/4", "3n/2", "n", "2n", 40)] == [973, 1946, 1297, 2594, 40]
+
+
+def test_a_user_data_set_without_augmentation_cannot_run_augmented(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "mine.npz", x_train=np.zeros((30, 8, 8), np.uint8), y_train=np.arange(30) % 3)
+    mine = {"source": "arrays", "path": str(tmp_path / "mine.npz")}
+    over = {"experiment": {"datasets": ["mine"]}, "data": {"mine": mine}, "recipe": {"tau_ablation": {"datasets": []}}}
+    found = problems(_validated(over))
+    assert any("data.mine.augmentation is not set but experiment.augmentation runs with augmentation" in p
+               for p in found), found
+    over["data"]["mine"] = {**mine, "augmentation": {"crop_pad": 1}}
+    assert problems(_validated(over)) == []
+
+
+def test_the_width_sweep_expands_into_conditions_and_reuses_a_matching_one():
+    from globalmin.conditions import expand, sweep_points
+
+    config = _validated()
+    points = {(p["loss"], p["ratio"]): p for p in sweep_points(config)}
+    assert points[("cross_entropy", "n")]["condition"] == "random_labels" and not points[("cross_entropy", "n")][
+        "generated"]  # the same labels, width, loss and optimizer: its runs are read, none added
+    assert points[("squared", "3n/4")]["condition"] == "sweep_standard_sq_3n4"
+    expanded = expand(config)
+    added = [c for c in expanded["experiment"]["conditions"] if c not in config["experiment"]["conditions"]]
+    assert len(added) == 11 and expanded["conditions"]["sweep_standard_sq_n8"] == {
+        "labels": "random", "wide_width": "n/8", "loss": "squared", "optimizer": config["train"]["optimizer"],
+        "lr": 0.01, "augmentation": [False], "seeds": [0]}
+    assert config["experiment"]["conditions"] == ["standard", "adam", "random_labels", "random_labels_adam"]

@@ -55,9 +55,25 @@ def test_unknown_data_set_names_the_closest(tmp_path):
 
 
 def test_subsets_of_train_and_test_are_seeded_and_recorded(tmp_path):
+    """The test subset is fixed when the data is prepared; the training subset is drawn by each run's data seed."""
     summary = data.prepare("digits", tmp_path / "d.pt", {"test_size": 500, "train_subset": 100, "test_subset": 50})
-    assert summary["n_train"] == 100 and summary["n_test"] == 50
+    assert summary["n_train"] == 100 and summary["n_train_stored"] == 1297 and summary["n_test"] == 50
     record = torch.load(tmp_path / "d.pt", weights_only=True)
-    assert record["split"]["test_subset"]["size"] == 50 and len(record["split"]["train_subset"]["index"]) == 100
+    assert record["split"]["test_subset"]["size"] == 50 and len(record["y_train"]) == 1297
     again = data.prepare("digits", tmp_path / "e.pt", {"test_size": 500, "train_subset": 100, "test_subset": 50})
     assert again == summary and (tmp_path / "d.pt").read_bytes() == (tmp_path / "e.pt").read_bytes()
+    prepared = data.load(tmp_path / "d.pt")
+    runs = [data.for_run(prepared, seed) for seed in (0, 0, 1)]
+    assert [r.n_train for r in runs] == [100, 100, 100] and all(len(r.y_test) == 50 for r in runs)
+    assert torch.equal(runs[0].x_train, runs[1].x_train) and not torch.equal(runs[0].x_train, runs[2].x_train)
+    assert len(runs[0].meta["train_subset"]["index"]) == 100
+
+
+def test_each_data_seed_draws_its_own_split_of_a_pooled_data_set(tmp_path):
+    data.prepare("digits", tmp_path / "d.pt", {"test_size": 500, "split_seed": 0})
+    prepared = data.load(tmp_path / "d.pt")
+    same, other = data.for_run(prepared, 0), data.for_run(prepared, 7)
+    assert torch.equal(same.x_train, prepared.x_train) and torch.equal(same.y_test, prepared.y_test)  # seed 0: stored
+    assert other.n_train == 1297 and len(other.y_test) == 500 and not torch.equal(other.x_test, prepared.x_test)
+    pool = lambda d: sorted(map(tuple, torch.cat([d.x_train, d.x_test]).flatten(1).tolist()))  # noqa: E731
+    assert pool(other) == pool(prepared)  # the same 1,797 images, split another way

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,8 @@ import torch
 
 from conftest import RECIPE, TINY_MODEL, TINY_TRAIN, train_base, train_recipe
 
-from globalmin import recipe, train
+from globalmin import api, recipe, runfiles, train
+from globalmin.api import Recipe
 from globalmin.models import build_model
 from globalmin.runinfo import read_json
 
@@ -27,20 +30,25 @@ def runs(digits_file, tmp_path_factory):
     return out, base, main, early
 
 
-def _perturbed(digits_file, state):
-    data, *_ = train.setup(digits_file, False, TINY_TRAIN, 0.5)
+def _switched(digits_file, state):
+    """The tau-state's network and base's optimizer after the switch (api.Recipe.transition), as A(base) has them."""
+    data, *_ = train.setup(digits_file, False, TINY_TRAIN, 0.5, data_seed=state["data_seed"])
     model = build_model(MODEL, 1, 10, data.n_train)
     model.load_state_dict(state["model"])
     model.eval()
-    recipe.perturb(model, "wide", RECIPE["noise_scale"], 3)
-    return model, data
+    optimizer = train.make_optimizer(model.parameters(), TINY_TRAIN)
+    # a copy: torch.optim keeps the tensors it is given (a float32 state on the CPU is not cast), and SGD updates
+    # its momentum buffers in place, which would change the tau-state for the next caller
+    optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+    Recipe(model, optimizer, 0, data.x_train, noise_scale=RECIPE["noise_scale"], seed=3).transition()
+    return model, data, optimizer
 
 
 def test_phase2_changes_only_the_head_and_keeps_bn_statistics(runs, digits_file):
     out, _, main, _ = runs
-    state = train.load_tau_state(out / "base" / "tau_state.pt")
+    state = runfiles.load_tau_state(out / "base" / "tau_state.pt")
     final = torch.load(out / "recipe" / "model.pt", weights_only=True)["model"]
-    expected = _perturbed(digits_file, state)[0].state_dict()
+    expected = _switched(digits_file, state)[0].state_dict()
     for name, value in final.items():
         if name.startswith("head."):
             assert not torch.equal(value, state["model"][name]), name
@@ -57,14 +65,13 @@ def test_cached_features_give_the_same_phase2_as_the_full_forward(runs, digits_f
     batch of 64, and oneDNN's convolution kernels sum in a batch-size-dependent order, so features differ in
     the last float32 bits (measured below); over a short phase 2 the heads then agree to 1e-6 relative."""
     out, *_ = runs
-    state = train.load_tau_state(out / "base" / "tau_state.pt")
+    state = runfiles.load_tau_state(out / "base" / "tau_state.pt")
     heads = []
     for cached in (True, False):
-        model, data = _perturbed(digits_file, state)
-        optimizer, _ = recipe.phase2_optimizer(model, state, "head", TINY_TRAIN)
+        model, data, optimizer = _switched(digits_file, state)
         schedule = train.make_schedule(data.n_train, 64, 2, 0.5)
         batches = train.Batches(3, data, 64, schedule)
-        features = recipe.cached_features(model, data.x_train, 2048) if cached else None
+        features = recipe.cached(model, data.x_train, 2048) if cached else None
         step = recipe.phase2_step(model, optimizer, batches, head_only=not cached, train_features=features,
                                   speed=train.Speed())
         for it in range(schedule.tau, schedule.total):
@@ -76,7 +83,7 @@ def test_cached_features_give_the_same_phase2_as_the_full_forward(runs, digits_f
             # in batches of 500, the last short: each batch written in place, as concatenating them gives
             with torch.no_grad():
                 batched = torch.cat([model.features(data.x_train[i:i + 500]) for i in range(0, data.n_train, 500)])
-            assert torch.equal(recipe.cached_features(model, data.x_train, 500), batched)
+            assert torch.equal(recipe.cached(model, data.x_train, 500), batched)
     assert torch.allclose(heads[0], heads[1], rtol=1e-6, atol=1e-7)
 
 
@@ -95,18 +102,21 @@ def test_perturbation_is_reproducible_from_the_seed(digits_file):
         m.load_state_dict(models[0].state_dict())
     before = models[0].wide.weight.detach().clone()
     for model, seed in zip(models, (1, 1, 2)):
-        recipe.perturb(model, "wide", 1e-3, seed)
+        api.perturb(model, ["wide.weight", "wide.bias"], 1e-3, seed)
     assert torch.equal(models[0].wide.weight, models[1].wide.weight)
     assert not torch.equal(models[0].wide.weight, models[2].wide.weight)
     delta = models[0].wide.weight - before
     assert 0.5e-3 < (delta.std() / before.std()).item() < 2e-3  # noise std is epsilon * std(W)
-    assert recipe.perturb(models[3], "none", 1e-3, 1) == [] and torch.equal(models[3].wide.weight, before)
+    assert api.perturb(models[3], [], 1e-3, 1) == [] and torch.equal(models[3].wide.weight, before)
 
 
 def test_certificate_and_gap_to_the_optimum_are_recorded(runs):
     out, _, main, _ = runs
     cert = read_json(out / "recipe" / "certificate.json")
     assert cert["stage"] == "tau" and cert["n"] == 1297 and cert["perturbed"] == ["wide.weight", "wide.bias"]
+    # the unperturbed features' certificate beside it: the perturbation moved sigma_min, not by much
+    assert cert["unperturbed"]["sigma_min"] != cert["sigma_min"]
+    assert cert["unperturbed"]["sigma_min"] == pytest.approx(cert["sigma_min"], rel=0.5)
     assert cert["rank_float32"] <= cert["rank"] and "seconds" not in cert
     problem = main["phase2_problem"]
     assert problem["computed"] and problem["optimum_converged"] and problem["optimum_error_bound"] <= 1e-8
@@ -149,7 +159,7 @@ def test_the_gpu_bf16_path_runs_here_and_leaves_states_float32_and_the_certifica
     out, base_fp32, main, _ = runs
     monkeypatch.setattr(train, "speed_for", lambda train_cfg, device: train.Speed(bf16=True, channels_last=True))
     base_bf16 = train_base(digits_file, tmp_path / "base", 3, False, MODEL, TINY_TRAIN, 0.5)
-    state = train.load_tau_state(tmp_path / "base" / "tau_state.pt")
+    state = runfiles.load_tau_state(tmp_path / "base" / "tau_state.pt")
     assert {v.dtype for v in state["model"].values() if v.is_floating_point()} == {torch.float32}
     # autocast was on: bf16's 8-bit mantissa moved the run, but not far (two epochs of a tiny net)
     assert base_bf16["final"]["train_objective"] != base_fp32["final"]["train_objective"]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, TINY_TRAIN, train_base, train_recipe
-from globalmin import recipe, train
+from globalmin import api, recipe, runfiles, train
 
 
 def _base_cmd(data, out, epochs: int) -> list[str]:
@@ -33,18 +33,18 @@ def test_sigkill_mid_run_resumes_to_identical_results(digits_file, tmp_path):
     subprocess.run(_base_cmd(digits_file, ref, 12), check=True, capture_output=True)
     proc = subprocess.Popen(_base_cmd(digits_file, out, 12), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (out / train.RESUME_FILE).exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (out / runfiles.RESUME_FILE).exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)  # let it run into the next epochs
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "metrics.json").exists(), "the run finished before it could be killed"
-    done_before = torch.load(out / train.RESUME_FILE, weights_only=True)["iteration"]
+    done_before = torch.load(out / runfiles.RESUME_FILE, weights_only=True)["iteration"]
     rerun = subprocess.run(_base_cmd(digits_file, out, 12), check=True, capture_output=True, text=True)
     assert f"resuming from iteration {done_before} of" in rerun.stderr
     _same_run(ref, out)
-    assert not (out / train.RESUME_FILE).exists()
+    assert not (out / runfiles.RESUME_FILE).exists()
 
 
 def test_a_base_run_interrupted_after_tau_restores_its_tau_state_and_resumes(digits_file, tmp_path, monkeypatch,
@@ -91,13 +91,13 @@ def test_interrupted_recipe_resumes_to_identical_results(digits_file, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         train_recipe(digits_file, tau_state, tmp_path / "resumed")
     monkeypatch.setattr(recipe, "phase2_step", real_step)
-    assert (tmp_path / "resumed" / train.RESUME_FILE).exists() and not (tmp_path / "resumed" / "metrics.json").exists()
+    assert (tmp_path / "resumed" / runfiles.RESUME_FILE).exists() and not (tmp_path / "resumed" / "metrics.json").exists()
     (tmp_path / "resumed" / "certificate.json").unlink()  # Snakemake deletes a failed job's declared outputs
 
     def no_second_certificate(*args, **kwargs):
         raise AssertionError("a resumed A(base) run must reuse its certificate, not recompute it")
 
-    monkeypatch.setattr(recipe, "certificate_at_tau", no_second_certificate)
+    monkeypatch.setattr(api.Recipe, "transition", no_second_certificate)  # the switch: perturbation and certificate
     resumed = train_recipe(digits_file, tau_state, tmp_path / "resumed")
     assert resumed["final"] == clean["final"]
     _same_run(tmp_path / "clean", tmp_path / "resumed", ("model.pt", "curve.csv", "metrics.json", "certificate.json"))
@@ -108,12 +108,12 @@ def test_resume_file_of_another_config_or_cut_short_is_not_trusted(digits_file, 
     train_base(digits_file, tmp_path / "a", 0, False, TINY_MODEL, cfg, 0.5)
     reference = json.loads((tmp_path / "a" / "metrics.json").read_text())["final"]
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / train.RESUME_FILE).write_bytes(b"PK\x03\x04 cut short")
+    (tmp_path / "b" / runfiles.RESUME_FILE).write_bytes(b"PK\x03\x04 cut short")
     assert train_base(digits_file, tmp_path / "b", 0, False, TINY_MODEL, cfg, 0.5)["final"] == reference
     assert "ignoring unreadable" in caplog.text
     other = {**TINY_MODEL, "wide_activation": "softplus"}
     state = {"fingerprint": "not this run", "iteration": 21}
-    torch.save(state, tmp_path / "b" / train.RESUME_FILE)
+    torch.save(state, tmp_path / "b" / runfiles.RESUME_FILE)
     train_base(digits_file, tmp_path / "b", 0, False, other, cfg, 0.5)
     assert "different config or run" in caplog.text
 
@@ -122,7 +122,7 @@ def test_resume_file_is_written_at_most_every_resume_seconds(tmp_path, monkeypat
     clock = [1000.0]
     monkeypatch.setattr(train.time, "monotonic", lambda: clock[0])
     loop = train.Loop("run", "base", 0, train.Schedule(4, 1, 2), TINY_TRAIN, [], lambda it, lr: None, dict)
-    resume = train.Resume(tmp_path, "run", {"seed": 0}, every_seconds=60)
+    resume = runfiles.Resume(tmp_path, "run", {"seed": 0}, every_seconds=60)
 
     def saved_iteration() -> int | None:
         return torch.load(resume.path, weights_only=True)["iteration"] if resume.path.exists() else None
@@ -135,6 +135,6 @@ def test_resume_file_is_written_at_most_every_resume_seconds(tmp_path, monkeypat
     clock[0] += 30
     resume.save({}, loop, 3)
     assert saved_iteration() == 2  # 30 s since the last one
-    every_epoch = train.Resume(tmp_path / "zero", "run", {"seed": 0}, every_seconds=0)
+    every_epoch = runfiles.Resume(tmp_path / "zero", "run", {"seed": 0}, every_seconds=0)
     every_epoch.save({}, loop, 1)
     assert every_epoch.path.exists()

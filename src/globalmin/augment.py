@@ -14,6 +14,7 @@ them to the device in one copy, then augments the whole epoch there in one call,
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,9 +81,13 @@ def augment(x: torch.Tensor, spec: Augmentation, gen: torch.Generator) -> torch.
     return apply(x, spec, {k: v.to(x.device) for k, v in params.items()})
 
 
-def spec_for(dataset: str) -> Augmentation:
-    """The augmentation of `dataset`, from the data-set facts table."""
+def spec_for(data: Any) -> Augmentation:
+    """The augmentation of a prepared data set: the one its file records (every file prepared by this version; a
+    user's data set's comes from its config), else the data-set facts table's for its name."""
+    recorded = getattr(data, "meta", {}).get("augmentation")
+    if recorded:
+        return Augmentation(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
     try:
-        return facts(dataset).augmentation
+        return facts(data if isinstance(data, str) else data.name).augmentation
     except KeyError as err:
         raise UserError(err.args[0]) from err

@@ -1,4 +1,5 @@
-"""Stage `train_base`: the first-order algorithm `base` (SGD) on the whole network, saving its state at every tau.
+"""Stage `train_base`: the first-order algorithm `base` (train.optimizer: any torch.optim optimizer) on the whole
+network, saving its state at every tau.
 
 A(base) runs branch from these tau-states (`recipe.py`), so phase 1 is trained once for all of them. The run
 also certifies the expressivity condition of its initial network (batch norm with its initial statistics).
@@ -15,36 +16,43 @@ from typing import Any
 import torch
 
 from globalmin import augment as aug
-from globalmin.certificate import certify_model, choose_method
+from globalmin.api import certify_model
 from globalmin.models import init_model
-from globalmin.runinfo import environment, save_torch, torch_bytes, write_bytes, write_json, write_text
-from globalmin.train import (TAU_STATE_FORMAT, Batches, Loop, Resume, evaluate_model, make_optimizer, make_schedule,
-                             rows_to_csv, run_id, setup, sgd_step, tau_state_name)
+from globalmin.runinfo import fingerprint, torch_bytes, write_bytes, write_json
+from globalmin.runfiles import TAU_STATE_FORMAT, Resume, finish, run_id, tau_state_name
+from globalmin.train import Batches, Loop, base_step, evaluate_model, make_optimizer, make_schedule, setup
 
 log = logging.getLogger(__name__)
 
 
+def identity(cfg: dict[str, Any]) -> str:
+    """The config hash a base run's tau-states carry, computed from what train-base is given (its settings, seed and
+    augmentation; not its thread count): A(base) checks that a tau-state is the one its own base run wrote."""
+    return fingerprint({k: v for k, v in cfg.items() if k != "threads"})
+
+
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-    """Train one base run: cfg has model, train, condition (name and settings), seed, augment, tau_fraction,
-    ablation (extra tau fractions) and certificate (method, scratch); inputs the prepared data; outputs the
-    run folder. Returns the metrics written."""
+    """Train one base run: cfg has model, train, condition (name and settings: labels, label_seed, loss), seed,
+    data_seed (split, subset and labels; null: the seed), augment, tau_fraction, ablation (extra tau fractions) and
+    certificate (method, scratch); inputs the prepared data; outputs the run folder. Returns the metrics written."""
     out_dir = Path(outputs["run_dir"])
     condition = cfg.get("condition", {})
     augmented, seed = bool(cfg["augment"]), int(cfg["seed"])
-    model_cfg, train_cfg = cfg["model"], cfg["train"]
+    data_seed = cfg.get("data_seed", seed)
+    model_cfg, train_cfg, loss = cfg["model"], cfg["train"], condition.get("loss", "cross_entropy")
     data, schedule, milestones, device, speed = setup(inputs["data"], augmented, train_cfg, cfg["tau_fraction"],
-                                                      condition, cfg.get("threads"))
+                                                      condition, cfg.get("threads"), data_seed)
     rid = run_id(data.name, condition.get("name", "standard"), augmented, seed, "base")
     model = init_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train, seed, device)
-    optimizer = make_optimizer(list(model.parameters()), train_cfg)
-    spec = aug.spec_for(data.name) if augmented else None
+    optimizer = make_optimizer(model.parameters(), train_cfg)
+    spec = aug.spec_for(data) if augmented else None
     batches = Batches(seed, data, train_cfg["batch_size"], schedule, spec, speed.memory_format)
-    step = sgd_step(speed.prepare(model), optimizer, batches, speed)
+    step = base_step(speed.prepare(model), optimizer, batches, speed, loss)
     loop = Loop(rid, "base", seed, schedule, train_cfg, milestones, step,
-                lambda: evaluate_model(model, data, train_cfg["eval_batch_size"], speed),
+                lambda: evaluate_model(model, data, train_cfg["eval_batch_size"], speed, loss),
                 train_cfg.get("eval_every", 1))
     meta = {"run_id": rid, "dataset": data.name, "condition": condition, "augment": augmented, "seed": seed,
-            "schedule": asdict(schedule),
+            "data_seed": data_seed, "config_hash": identity(cfg), "schedule": asdict(schedule),
             "config": {"model": model_cfg, "train": train_cfg, "tau_fraction": cfg["tau_fraction"]}}
     stops = tau_stops(data.n_train, train_cfg["batch_size"], schedule.epochs, cfg["tau_fraction"],
                       cfg.get("ablation", []))
@@ -116,24 +124,7 @@ def tau_stops(n_train: int, batch_size: int, epochs: int, tau_fraction: float,
 def certify_init(model: torch.nn.Module, data: Any, out_dir: Path, rid: str, method: str = "auto",
                  batch_size: int = 1024, scratch: str | None = None) -> dict[str, Any]:
     """The expressivity certificate of the initial network (batch norm with its initial statistics)."""
-    certificate = certify_model(model, data.x_train, choose_method(data.n_train, method), batch_size, scratch)
+    certificate = certify_model(model, data.x_train, "head", method, batch_size, scratch).as_dict()
     certificate.update(run_id=rid, stage="init", iteration=0)
     write_json(out_dir / "certificate_init.json", certificate)
     return certificate
-
-
-def finish(model: torch.nn.Module, loop: Loop, out_dir: Path, meta: dict[str, Any], device: torch.device,
-           resume: Resume) -> dict[str, Any]:
-    """Write the final model, the curve CSV and the self-describing metrics JSON; drop the resume file.
-
-    No wall time in these files: the same run gives the same bytes (job times are in Snakemake's benchmark
-    files under logs/)."""
-    save_torch(out_dir / "model.pt", {"run_id": loop.run_id, "config": meta["config"], "seed": loop.seed,
-                                      "condition": meta.get("condition", {}), "model": model.state_dict()})
-    write_text(out_dir / "curve.csv", rows_to_csv(loop.rows))
-    metrics = {**meta, "final": {k: loop.rows[-1][k] for k in ("train_objective", "train_error", "test_error")},
-               "environment": environment(device)}
-    write_json(out_dir / "metrics.json", metrics)
-    resume.path.unlink(missing_ok=True)
-    return metrics
-

@@ -75,6 +75,15 @@ def _dataset_choices() -> list[str]:
     return sorted(FACTS)
 
 
+def dataset_name(text: str) -> str:
+    """An argparse type: a data set name, built-in or your own ([a-z0-9_], as the workflow's wildcards)."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9_]+", text):
+        raise argparse.ArgumentTypeError(f"data set names are lower-case letters, digits and _, got {text!r}")
+    return text
+
+
 REQ = {"required": True}
 JSON_REQ = {"required": True, "type": json_object}
 COMMANDS: dict[str, Command] = {
@@ -93,7 +102,8 @@ COMMANDS: dict[str, Command] = {
         Option("--out", OUTPUT, "the data set's raw folder, e.g. data/raw/mnist", REQ, key="raw")],
         entry="import_data"),
     "prepare": Command("globalmin.data", "Build one data set's prepared tensor file.", [
-        Option("--dataset", CONFIG, "data set name", {"required": True, "choices": _dataset_choices()}),
+        Option("--dataset", CONFIG, f"data set name: {', '.join(_dataset_choices())}, or your own (with --options "
+               "'{\"source\": \"folder\" or \"arrays\", \"path\": ...}')", {"required": True, "type": dataset_name}),
         Option("--options", CONFIG, "the data set's config section data.<name> as JSON",
                {"type": json_object, "default": {}}),
         Option("--raw-dir", INPUT, "its fetched raw folder (every data set but digits)", {"default": None},
@@ -112,6 +122,8 @@ COMMANDS: dict[str, Command] = {
         Option("--data", INPUT, "prepared data file", REQ),
         Option("--tau-states", INPUT, "the base run's tau-state files", {"required": True, "nargs": "+"}),
         Option("--recipe", CONFIG, "the recipe config section as JSON", JSON_REQ, key="settings"),
+        Option("--expect", CONFIG, "JSON: the base run's id and config hash the tau-states must carry (the "
+               "workflow's; a foreign tau-state is refused)", {"type": json_object, "default": None}),
         Option("--threads", CONFIG, "torch CPU threads", {"type": int, "default": None}),
         Option("--out-dirs", OUTPUT, "one run folder per tau-state, in the same order",
                {"required": True, "nargs": "+"}, key="run_dirs")]),
@@ -144,6 +156,19 @@ COMMANDS: dict[str, Command] = {
         Option("--data", INPUT, "prepared data files of the image data kinds", {"nargs": "*", "default": []}),
         Option("--config", CONFIG, "the local_minima config section as JSON", JSON_REQ, key="settings"),
         Option("--out-dir", OUTPUT, "the study's folder (results/studies/local_minima)", REQ)]),
+    "certify": Command("globalmin.api", "Certify the expressivity condition of a model's features (a run's model.pt, "
+                       "or module:function returning your nn.Module) on a data set's training inputs.", [
+        Option("--model", INPUT, "a run's model.pt, or module:function (a function in module.py of this folder that "
+               "returns the model)", REQ),
+        Option("--data", INPUT, "the training inputs: a prepared data file (.pt), an .npz file or an image folder",
+               REQ),
+        Option("--head", CONFIG, "the head's module name (default: the last nn.Linear the forward pass calls)",
+               {"default": None}),
+        Option("--method", CONFIG, "svd (exact), qr (rigorous bound; large n) or auto (svd up to n = 4,096)",
+               {"default": "auto", "choices": ["auto", "svd", "qr"]}),
+        Option("--batch-size", CONFIG, "inputs per forward pass", {"type": int, "default": 1024}),
+        Option("--scratch", CONFIG, "folder for an on-disk feature matrix (qr out of core)", {"default": None}),
+        Option("--out", OUTPUT, "the certificate as JSON (optional)", {"default": None})], entry="certify_command"),
     "claims": Command("globalmin.claims", "Merge the claims fragments into one ledger (claims, instrument checks).", [
         Option("--fragments", INPUT, "claims.json fragments of every stage", {"required": True, "nargs": "+"}),
         Option("--out", OUTPUT, "the merged ledger (results/claims.json)", REQ)]),
@@ -165,6 +190,7 @@ COMMANDS: dict[str, Command] = {
         Option("--summary", OUTPUT, "the results summary in Markdown", REQ)]),
 }
 for _name, _about in [("recipe", "Recipe figures: curves, phase 2, gap to the optimum, sigma_min"),
+                      ("sweep", "width sweep figures: infimum against m_H / n, phase 2's loss past T"),
                       ("fc-theory", "fully-connected theory figure"), ("ntk", "NTK study figure"),
                       ("beyond-ntk", "beyond-NTK figure"), ("local-minima", "local-minimum figure")]:
     COMMANDS[f"figure-{_name}"] = Command(f"globalmin.figures.{_name.replace('-', '_')}", f"Draw the {_about}.", [

@@ -14,10 +14,13 @@ from typing import Any
 
 import yaml
 
-from globalmin.datasets import FACTS, n_train, unknown_message
+from globalmin import optimizers
+from globalmin.datasets import FACTS, n_train, unknown_message, width_of
 
-RAW_KEYS = ("source", "import_dir", "mirror", "retries", "retry_wait", "timeout")  # data sets with raw files only
+RAW_KEYS = ("import_dir", "mirror", "retries", "retry_wait", "timeout")  # data sets with raw files only
 POOL_KEYS = ("test_size", "split_seed")  # data sets this project splits only
+USER_KEYS = ("path", "classes", "augmentation")  # your own data sets only (source: folder | arrays)
+USER_SOURCES = ("folder", "arrays")
 
 
 def yaml_problem(path: str | Path) -> str | None:
@@ -79,22 +82,56 @@ def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     return found
 
 
-def _data_set(name: str, key: str) -> str | None:
-    return None if name in FACTS else f"{key}: {unknown_message(name, 'data set', list(FACTS))}"
+def is_user(config: dict[str, Any], name: str) -> bool:
+    """Whether data set `name` is the user's own (data.<name>.source folder or arrays)."""
+    return (config["data"].get(name) or {}).get("source") in USER_SOURCES
+
+
+def _data_set(config: dict[str, Any], name: str, key: str) -> str | None:
+    if name in FACTS or is_user(config, name):
+        return None
+    return (f"{key}: {unknown_message(name, 'data set', list(FACTS))}; or give your own with "
+            f"data.{name}: {{source: folder | arrays, path: ...}}")
+
+
+def user_data_problems(config: dict[str, Any], name: str, options: dict[str, Any]) -> list[str]:
+    """A user's data set: not a built-in name, readable, with an augmentation where the experiment augments."""
+    from globalmin.userdata import UserDataError, describe
+
+    if name in FACTS:
+        return [f"data.{name}.source = {options['source']} is for your own data set: give it a name that is not a "
+                f"built-in data set ({', '.join(sorted(FACTS))})"]
+    found = []
+    try:
+        f = describe(name, options)
+    except UserDataError as err:
+        return [str(err)]
+    if name in config["experiment"]["datasets"] and True in config["experiment"]["augmentation"] and (
+            f.augmentation.describe() == "none"):
+        found.append(f"data.{name}.augmentation is not set but experiment.augmentation runs with augmentation: set "
+                     f"it (e.g. {{crop_pad: 2, hflip: true}}) or run experiment.augmentation: [false]")
+    if f.pooled and not 0 < f.test_size < f.train:
+        found.append(f"data.{name}.test_size = {f.test_size} must be between 1 and {f.train - 1} ({name} has "
+                     f"{f.train} points)")
+    return found
 
 
 def data_problems(config: dict[str, Any]) -> list[str]:
     """Data sets: known names, options that apply to them, test sizes in range, imports with a folder."""
     found = []
     for dataset in config["experiment"]["datasets"]:
-        found += filter(None, [_data_set(dataset, "experiment.datasets")])
+        found += filter(None, [_data_set(config, dataset, "experiment.datasets")])
     for dataset, options in config["data"].items():
+        if is_user(config, dataset):
+            found += user_data_problems(config, dataset, options)
+            continue
         if dataset not in FACTS:
-            found.append(_data_set(dataset, f"data.{dataset}"))
+            found.append(_data_set(config, dataset, f"data.{dataset}"))
             continue
         f = FACTS[dataset]
         set_keys = [k for k, v in options.items() if v is not None and v != _default(k)]
-        wrong = [k for k in set_keys if (k in RAW_KEYS and not f.has_raw_files) or (k in POOL_KEYS and not f.pooled)]
+        wrong = [k for k in set_keys if (k in RAW_KEYS and not f.has_raw_files) or (k in POOL_KEYS and not f.pooled)
+                 or k in USER_KEYS or (k == "source" and not f.has_raw_files)]
         if wrong:
             found.append(f"data.{dataset}: {', '.join(wrong)} do not apply to {dataset} ({f.description}); remove them")
         test_size = options.get("test_size")
@@ -112,14 +149,16 @@ def _default(key: str) -> Any:
 
 
 def condition_problems(config: dict[str, Any]) -> list[str]:
-    """Conditions: known names; their augmentation and seeds within the experiment's."""
-    found = []
+    """Conditions: known names; their optimizer; their augmentation and seeds within the experiment's."""
+    found = optimizers.problems(config["train"]["optimizer"])
     experiment = config["experiment"]
     for name in experiment["conditions"]:
         if name not in config["conditions"]:
             found.append(f"experiment.conditions: {unknown_message(name, 'condition', list(config['conditions']))}")
             continue
         condition = config["conditions"][name]
+        if condition.get("optimizer"):
+            found += optimizers.problems(condition["optimizer"], f"conditions.{name}.optimizer")
         for key in ("augmentation", "seeds"):
             outside = sorted(set(condition.get(key) or []) - set(experiment[key]), key=str)
             if outside:
@@ -143,10 +182,13 @@ def model_problems(config: dict[str, Any]) -> list[str]:
     width = model["wide_width"]
     if model["require_expressivity"] and isinstance(width, (int, str)) and width is not None:
         for dataset in config["experiment"]["datasets"]:
-            if dataset not in FACTS:
+            if dataset not in FACTS and not is_user(config, dataset):
                 continue
-            n = n_train(dataset, config["data"].get(dataset, {}))
-            m_h = width if isinstance(width, int) else round(n / int(width.split("/")[1]))
+            try:
+                n = n_train(dataset, config["data"].get(dataset, {}))
+            except Exception:  # a user data set that cannot be read is reported by data_problems
+                continue
+            m_h = width_of(width, n)
             if m_h < n:
                 found.append(f"model.wide_width = {width} gives m_H = {m_h}, below n = {n} training points of "
                              f"{dataset}: the expressivity condition needs m_H >= n. Set model.wide_width: null "
@@ -163,6 +205,11 @@ def study_problems(config: dict[str, Any]) -> list[str]:
         if dataset not in datasets:
             found.append(f"recipe.tau_ablation.datasets lists {dataset}, which is not in experiment.datasets "
                          f"{datasets}: add it there or remove it from the ablation")
+    for name in config["recipe"]["tau_ablation"].get("conditions") or []:
+        if name not in config["experiment"]["conditions"]:
+            found.append(f"recipe.tau_ablation.conditions lists {name}, which experiment.conditions does not run: "
+                         f"add it there or remove it from the ablation")
+    found += sweep_problems(config)
     if config["recipe"]["tau_fraction"] in config["recipe"]["tau_ablation"]["fractions"]:
         found.append(f"recipe.tau_ablation.fractions repeats recipe.tau_fraction ({config['recipe']['tau_fraction']}),"
                      " which the main runs already cover: remove it from the ablation")
@@ -176,6 +223,24 @@ def study_problems(config: dict[str, Any]) -> list[str]:
     if "digits" in config["fc_theory"]["inputs"] and config["fc_theory"]["n"] > digits_n:
         found.append(f"fc_theory.n = {config['fc_theory']['n']} digits inputs, but digits has {digits_n} training "
                      f"points: lower fc_theory.n")
+    return found
+
+
+def sweep_problems(config: dict[str, Any]) -> list[str]:
+    """The width sweep: its bases are conditions, its seeds the experiment's, and it needs runs without
+    augmentation (its phase-2 problems are solved only there)."""
+    sweep = config.get("width_sweep") or {}
+    if not sweep.get("ratios"):
+        return []
+    found = [f"width_sweep.bases: {unknown_message(b, 'condition', list(config['conditions']))}"
+             for b in sweep["bases"] if b not in config["conditions"]]
+    outside = sorted(set(sweep["seeds"]) - set(config["experiment"]["seeds"]))
+    if outside:
+        found.append(f"width_sweep.seeds lists {outside}, which experiment.seeds does not run: add them there or "
+                     f"remove them here")
+    if False not in config["experiment"]["augmentation"]:
+        found.append("width_sweep needs runs without augmentation, but experiment.augmentation is [true]: add false "
+                     "or set width_sweep.ratios: []")
     return found
 
 

@@ -8,7 +8,7 @@ arrays: scikit-learn's digits here, torchvision data sets from their fetched raw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,11 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     return {"summary": prepare(cfg["dataset"], outputs["prepared"], cfg.get("options", {}), inputs.get("raw"))}
 
 
-def get_facts(name: str) -> DatasetFacts:
-    """The facts of a data set, as a user error that names the closest known one."""
+def get_facts(name: str, options: dict[str, Any] | None = None) -> DatasetFacts:
+    """The facts of a data set (from the table, or from a user's folder or array file), as a user error that names
+    the closest known one."""
     try:
-        return facts(name)
+        return facts(name, options)
     except KeyError as err:
         raise UserError(err.args[0]) from err
 
@@ -62,6 +63,11 @@ def build(f: DatasetFacts, options: dict[str, Any], raw_dir: str | Path | None) 
     """The arrays, split and source of data set `f` under its options."""
     if f.package == "sklearn":
         parts, source = [_digits()], "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits)"
+    elif f.package in ("folder", "arrays"):
+        from globalmin import userdata
+
+        found = userdata.read(f.name, options)
+        parts, source = list(found["parts"].values()), found["source"]
     else:
         from globalmin.sources import read_splits
 
@@ -95,18 +101,21 @@ def subsample(built: dict[str, Any], part: str, size: int | None, seed: int) -> 
 def prepare(name: str, out: str | Path, options: dict[str, Any] | None = None,
             raw_dir: str | Path | None = None) -> dict[str, Any]:
     """Build data set `name` (from its fetched `raw_dir` if it has raw files) and write its prepared file atomically."""
-    f = get_facts(name)
     opts = {k: v for k, v in (options or {}).items() if v is not None}
+    f = get_facts(name, opts)
     built = build(f, opts, raw_dir)
-    built = subsample(built, "train", opts.get("train_subset"), opts.get("subset_seed", 0))
+    # the training subset is drawn per run (for_run: each run's data seed draws its own); the test subset is fixed
     built = subsample(built, "test", opts.get("test_subset"), opts.get("subset_seed", 0))
     record = {key: torch.from_numpy(np.ascontiguousarray(built[key])) for key in TENSOR_KEYS}
     record.update(name=name, classes=f.classes, split=built["split"], source=built["source"],
-                  options=opts, format_version=FORMAT_VERSION)
+                  options=opts, format_version=FORMAT_VERSION, augmentation=asdict(f.augmentation),
+                  note=f.note)
     _check_record(record, str(out))
     save_torch(out, record)
-    return {"name": name, "n_train": len(record["y_train"]), "n_test": len(record["y_test"]),
-            "shape": list(record["x_train"].shape[1:]), "classes": f.classes}
+    subset = opts.get("train_subset")
+    n_train = min(len(record["y_train"]), subset) if subset else len(record["y_train"])
+    return {"name": name, "n_train": n_train, "n_train_stored": len(record["y_train"]),
+            "n_test": len(record["y_test"]), "shape": list(record["x_train"].shape[1:]), "classes": f.classes}
 
 
 @dataclass
@@ -132,15 +141,52 @@ class Prepared:
         return Prepared(self.name, classes=self.classes, meta=self.meta, **moved)
 
 
-def with_condition(prepared: Prepared, condition: dict[str, Any]) -> Prepared:
+def resplit(prepared: Prepared, seed: int) -> Prepared:
+    """The train/test split of a pooled data set (digits, Semeion, a user's set without a test part) drawn by
+    `seed` from the same pool and with the same test size as the stored split (seed = split_seed gives it back)."""
+    split = prepared.meta["split"]
+    if "train_index" not in split:
+        return prepared
+    test_index = np.asarray(split["test_index"])
+    if "test_subset" in split:  # the test points kept by a fixed test subset
+        test_index = test_index[split["test_subset"]["index"]]
+    order = np.argsort(np.concatenate([split["train_index"], test_index]))  # pool in the data set's own order
+    x = torch.cat([prepared.x_train, prepared.x_test])[torch.from_numpy(order)]
+    y = torch.cat([prepared.y_train, prepared.y_test])[torch.from_numpy(order)]
+    train, test = (torch.from_numpy(i) for i in seeded_split(len(y), len(prepared.y_test), seed))
+    meta = {**prepared.meta, "split": {**split, "seed": seed, "train_index": train.tolist(),
+                                       "test_index": test.tolist()}}
+    return replace(prepared, x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test], meta=meta)
+
+
+def for_run(prepared: Prepared, data_seed: int | None) -> Prepared:
+    """The points a run trains and is tested on: the split of a pooled data set and the training subset
+    (data.<name>.train_subset) drawn by the run's data seed (experiment.data_seed, else the run's own seed), so
+    that every seed draws its own sample; None keeps the stored split and draws the subset by subset_seed."""
+    options = prepared.meta.get("options", {})
+    if data_seed is not None:
+        prepared = resplit(prepared, data_seed)
+    size = options.get("train_subset")
+    if not size or size >= prepared.n_train:
+        return prepared
+    seed = derive_seed(data_seed, "subset") if data_seed is not None else options.get("subset_seed", 0)
+    keep = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(prepared.n_train)[:size]))
+    meta = {**prepared.meta, "train_subset": {"size": size, "seed": data_seed, "index": keep.tolist()}}
+    return replace(prepared, x_train=prepared.x_train[keep], y_train=prepared.y_train[keep], meta=meta)
+
+
+def with_condition(prepared: Prepared, condition: dict[str, Any], data_seed: int | None = None) -> Prepared:
     """The data a run of this condition trains on: with `labels: random`, the training labels permuted by a
-    seeded permutation (the same for every run seed: seeds vary only the training); test labels untouched."""
+    seeded permutation (conditions.<name>.label_seed, else the run's data seed, so each seed draws its own);
+    test labels untouched."""
     if condition.get("labels", "dataset") == "dataset":
         return prepared
-    gen = torch.Generator().manual_seed(derive_seed(int(condition.get("label_seed", 0)), "labels", prepared.name))
+    label_seed = condition.get("label_seed")
+    label_seed = int(label_seed if label_seed is not None else (data_seed or 0))
+    gen = torch.Generator().manual_seed(derive_seed(label_seed, "labels", prepared.name))
     perm = torch.randperm(prepared.n_train, generator=gen)
-    return Prepared(prepared.name, prepared.x_train, prepared.y_train[perm.to(prepared.y_train.device)],
-                    prepared.x_test, prepared.y_test, prepared.classes, {**prepared.meta, "labels": "random"})
+    return replace(prepared, y_train=prepared.y_train[perm.to(prepared.y_train.device)],
+                   meta={**prepared.meta, "labels": "random", "label_seed": label_seed})
 
 
 def load(path: str | Path) -> Prepared:
@@ -159,7 +205,8 @@ def load(path: str | Path) -> Prepared:
         x_train=record["x_train"].float().div_(255.0), y_train=record["y_train"].long(),
         x_test=record["x_test"].float().div_(255.0), y_test=record["y_test"].long(),
         classes=int(record["classes"]),
-        meta={k: record[k] for k in ("split", "source", "options", "format_version")},
+        meta={k: record[k] for k in ("split", "source", "options", "format_version", "augmentation", "note")
+              if k in record},
     )
 
 

@@ -5,10 +5,9 @@ data set is one `DatasetFacts` entry here (plus a build function in `data.py` on
 torchvision nor scikit-learn ships). Kept free of torch so that every `snakemake` invocation can import it.
 
 Where a value comes from (see docs/science.md): image sizes, classes and split sizes are the data sets' own;
-the augmentations of the six paper data sets come from the authors' related training code (a public
-repository for the same six data sets that appears to be the first author's, GitHub k9k2/qSGD; the
-attribution is not confirmed), not from the Recipe paper; digits and the Fashion-MNIST extra are this
-project's choices.
+the augmentations of the six paper data sets come from the authors' related training code (GitHub k9k2/qSGD, the
+code of Kawaguchi & Lu's Ordered SGD paper, arXiv 1907.04371: same first author, same six data sets), not from the
+Recipe paper; digits and the Fashion-MNIST extra are this project's choices.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-AUTHORS_CODE = "authors' related code (k9k2/qSGD; attribution not confirmed)"
+AUTHORS_CODE = ("authors' related code (GitHub k9k2/qSGD: Kawaguchi & Lu's Ordered SGD code, arXiv 1907.04371; "
+                "not the Recipe paper's)")
 PROJECT = "this project's choice"
 
 
@@ -51,7 +51,8 @@ class DatasetFacts:
     classes: int
     train: int  # training points of its own split, or the whole pool for a seeded split
     test: int  # test points of its own split (0: the pool is split by data.<name>.test_size)
-    package: str  # "sklearn" (ships with scikit-learn) or "torchvision" (raw files fetched into data/raw/<name>)
+    package: str  # "sklearn" (ships with it), "torchvision" (raw files fetched into data/raw/<name>), or a user's
+    # "folder" or "arrays" (userdata.py)
     tv_class: str | None = None  # torchvision.datasets class: URLs, checksums and reader of the raw files
     tv_splits: tuple[dict[str, Any], ...] = ({"train": True}, {"train": False})  # constructor args per split
     test_size: int | None = None  # default held-out size for a seeded split of the pool
@@ -102,10 +103,16 @@ FACTS: dict[str, DatasetFacts] = {f.name: f for f in [
 ]}
 
 
-def facts(name: str) -> DatasetFacts:
-    """The facts of data set `name`, with an error that names the closest known one."""
+def facts(name: str, options: dict[str, Any] | None = None) -> DatasetFacts:
+    """The facts of data set `name`: from this table, or, for a data set whose options name a folder or an array
+    file (`source: folder | arrays`), from its data (userdata.py). An unknown name's error names the closest one."""
+    if options and options.get("source") in ("folder", "arrays"):
+        from globalmin import userdata
+
+        return userdata.describe(name, options)
     if name not in FACTS:
-        raise KeyError(unknown_message(name, "data set", list(FACTS)))
+        raise KeyError(unknown_message(name, "data set", list(FACTS)) + "; or give your own with "
+                       "data.<name>: {source: folder | arrays, path: ...}")
     return FACTS[name]
 
 
@@ -118,10 +125,21 @@ def unknown_message(name: str, what: str, known: list[str]) -> str:
 
 def n_train(name: str, options: dict[str, Any]) -> int:
     """The number of training points n that data set `name` has under its data options (after any subset)."""
-    f = facts(name)
+    f = facts(name, options)
     n = f.train - (options.get("test_size") or f.test_size) if f.pooled else f.train
     subset = options.get("train_subset")
     return min(n, subset) if subset else n
+
+
+def width_of(width: int | str | None, n_train: int) -> int:
+    """m_H from a width setting: null means n, 'an/b' (a multiple of n: 'n/8', '3n/4', '3n/2') means
+    round(a n / b), an integer is itself. Torch-free: the config checks use it too."""
+    if width is None:
+        return n_train
+    if isinstance(width, str):  # validated by the schema's pattern
+        factor, _, divisor = width.partition("n")
+        return max(1, round(int(factor or 1) * n_train / int(divisor.lstrip("/") or 1)))
+    return int(width)
 
 
 def table() -> str:

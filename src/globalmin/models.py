@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from globalmin.datasets import width_of
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid}
 
 
@@ -64,13 +66,8 @@ class WideHeadResNet(nn.Module):
 
 
 def wide_width(model_cfg: dict[str, Any], n_train: int) -> int:
-    """m_H from the model section: `wide_width` null means n, 'n/k' means round(n / k), an integer is itself."""
-    width = model_cfg.get("wide_width")
-    if width is None:
-        return n_train
-    if isinstance(width, str):  # 'n/k', validated by the schema
-        return max(1, round(n_train / int(width.split("/")[1])))
-    return int(width)
+    """m_H from the model section (`wide_width`, see width_of)."""
+    return width_of(model_cfg.get("wide_width"), n_train)
 
 
 def build_model(model_cfg: dict[str, Any], in_channels: int, classes: int, n_train: int) -> WideHeadResNet:

@@ -13,7 +13,14 @@ linearly; rank n (the expressivity condition) makes any labels separable, which 
 Otherwise a minimiser exists and the infimum is positive; a stationary point of a convex function is a global
 minimum, so a solver that stops with a vanishing gradient at a positive loss has found that infimum.
 
-Solver: scipy's L-BFGS in the basis of A's right singular vectors, each coordinate scaled by the curvature
+Under the squared loss on one-hot targets (a condition's `loss: squared`), L(W) = (1/2n) ||A W^T - Y||^2 +
+(wd / 2) ||W||^2 is ridge regression: its minimiser is closed-form in A's SVD, W^T = V diag(s / (s^2 + n wd)) U^T Y,
+and its unregularised infimum is (1/2n) ||(I - U U^T) Y||^2, the residual of Y outside col(A): 0 for arbitrary
+labels exactly when A = [features, 1] has rank n. This is the experiment in which the certificate decides the
+outcome (docs/science.md): cross-entropy's infimum is 0 as soon as the features separate the classes, which
+needs less than rank n.
+
+Solver (cross-entropy): scipy's L-BFGS in the basis of A's right singular vectors, each coordinate scaled by the curvature
 there (s_j^2 / (4 n) + wd). In the raw coordinates the Hessian's condition number is about s_max^2 / (4 n wd),
 about 10^5 on digits, and L-BFGS needs tens of thousands of iterations; scaled, a few hundred. Directions
 below the numerical-rank tolerance of A (NumPy's matrix_rank rule) carry only rounding noise and are dropped.
@@ -29,14 +36,18 @@ import scipy.linalg
 import scipy.optimize
 
 
+LOSSES = ("cross_entropy", "squared")
+
+
 @dataclass
 class Problem:
-    """The phase-2 problem of one run: float64 features (n x m), integer labels, classes, weight decay."""
+    """The phase-2 problem of one run: float64 features (n x m), integer labels, classes, weight decay, loss."""
 
     features: np.ndarray
     labels: np.ndarray
     classes: int
     weight_decay: float
+    loss_name: str = "cross_entropy"
 
     def __post_init__(self) -> None:
         self.a = np.hstack([np.asarray(self.features, dtype=np.float64), np.ones((len(self.labels), 1))])
@@ -55,12 +66,22 @@ class Problem:
         return self.a @ w.T
 
     def loss(self, w: np.ndarray) -> float:
-        """Mean cross-entropy (no regulariser) of head W."""
+        """Mean loss (no regulariser) of head W: cross-entropy, or 1/2 ||W a_i - e_y||^2 averaged over the points."""
+        if self.loss_name == "squared":
+            return 0.5 * float(np.square(self.logits(w) - self.onehot).sum()) / len(self.labels)
         return _cross_entropy(self.logits(w), self.labels)[0]
 
     def objective(self, w: np.ndarray) -> float:
-        """L(W): mean cross-entropy plus (wd / 2) ||W||^2, the objective phase 2's SGD minimises."""
+        """L(W): the mean loss plus (wd / 2) ||W||^2, the objective phase 2's optimizer minimises (its weight decay
+        adds wd * W to the gradient)."""
         return self.loss(w) + 0.5 * self.weight_decay * float(np.square(w).sum())
+
+    def gradient(self, w: np.ndarray) -> np.ndarray:
+        """dL/dW."""
+        n = len(self.labels)
+        dz = (self.logits(w) - self.onehot) / n if self.loss_name == "squared" else _cross_entropy(
+            self.logits(w), self.labels)[1]
+        return dz.T @ self.a + self.weight_decay * w
 
     def error(self, w: np.ndarray) -> float:
         """Training error of head W, in %."""
@@ -111,10 +132,21 @@ def _minimise(problem: Problem, w0: np.ndarray, weight_decay: float, max_iterati
     return w, int(found.nit)
 
 
+def _ridge(problem: Problem, weight_decay: float) -> np.ndarray:
+    """The squared loss's minimiser in closed form (the pseudo-inverse's at weight decay 0)."""
+    n = len(problem.labels)
+    return ((problem.vt.T * (problem.s / (problem.s ** 2 + n * weight_decay))) @ (problem.u.T @ problem.onehot)).T
+
+
 def solve(problem: Problem, w0: np.ndarray, max_iterations: int = 5000, error_bound: float = 1e-9) -> dict[str, Any]:
     """The minimiser W* of L from the start W0, with a rigorous bound on L(W) - L* at the W returned."""
     if problem.weight_decay <= 0:
         raise ValueError("the exact optimum needs weight decay > 0 (a strongly convex problem)")
+    if problem.loss_name == "squared":
+        w = _ridge(problem, problem.weight_decay)
+        bound = float(np.square(problem.gradient(w)).sum()) / (2 * problem.weight_decay)
+        return {"w": w, "objective": problem.objective(w), "error_bound": bound, "converged": bound <= error_bound,
+                "iterations": 0, "train_error": problem.error(w), "loss": problem.loss(w)}
     bound = {"value": float("inf")}
 
     def stop(_value: float, grad_b: np.ndarray) -> bool:
@@ -134,7 +166,15 @@ def infimum_unregularised(problem: Problem, w0: np.ndarray, max_iterations: int 
     grad_tol x the loss, at a loss above zero_tol; that loss is the infimum), or 'undecided' within the budget.
 
     Relative, because on separable labels loss and gradient vanish together along the separating direction
-    (the gradient stays near margin x loss), while at a positive minimum the gradient vanishes alone."""
+    (the gradient stays near margin x loss), while at a positive minimum the gradient vanishes alone.
+    Under the squared loss the infimum is the residual of Y outside col(A), computed exactly."""
+    if problem.loss_name == "squared":
+        w = _ridge(problem, 0.0)
+        residual = problem.onehot - problem.u @ (problem.u.T @ problem.onehot)
+        value = 0.5 * float(np.square(residual).sum()) / len(problem.labels)
+        kind = "zero" if value <= zero_tol else "positive"
+        return {"infimum": 0.0 if kind == "zero" else value, "kind": kind, "loss": value, "grad_norm": 0.0,
+                "train_error": problem.error(w), "iterations": 0, "w": w}
     seen = {"grad": float("inf")}
 
     def stop(value: float, grad_b: np.ndarray) -> bool:
@@ -147,3 +187,9 @@ def infimum_unregularised(problem: Problem, w0: np.ndarray, max_iterations: int 
     return {"infimum": 0.0 if kind == "zero" else value if kind == "positive" else None, "kind": kind,
             "loss": value, "grad_norm": seen["grad"], "train_error": problem.error(w), "iterations": iterations}
 
+
+
+def test_error(w: np.ndarray, features: np.ndarray, labels: np.ndarray) -> float:
+    """Test error in % of head W on float64 test features."""
+    logits = np.hstack([features, np.ones((len(features), 1))]) @ w.T
+    return 100.0 * float((logits.argmax(1) != labels).mean())

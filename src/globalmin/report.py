@@ -17,7 +17,8 @@ import jinja2
 import pandas as pd
 import yaml
 
-from globalmin.datasets import AUTHORS_CODE, FACTS
+from globalmin.datasets import AUTHORS_CODE, facts
+from globalmin.outputs import REPORT_TABLES
 from globalmin.runinfo import read_json, versions, write_text
 
 PACKAGE_DATA = ("templates/report.html.j2", "templates/summary.md.j2")
@@ -39,9 +40,18 @@ PROVENANCE = [
     ("model.widths", "stage widths of the PreAct ResNet", [64, 128, 256, 512],
      "a small ResNet a CPU trains in minutes"),
     ("model.blocks", "blocks per stage", [2, 2, 2, 2], "a small ResNet a CPU trains in minutes"),
-    ("train.lr", "SGD learning rate", 0.01, "—"),
-    ("train.momentum", "SGD momentum", 0.9, "—"),
-    ("train.weight_decay", "weight decay", 1e-4, "—"),
+    ("train.lr", "learning rate", 0.01, "—"),
+    ("train.optimizer", "base: a torch.optim optimizer and its settings",
+     {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False}, "—"),
+    ("conditions.adam", "A(Adam): base = Adam (its settings and lr)", None,
+     "Adam's defaults with lr 1e-3 (Adam's usual step) and SGD's weight decay as an L2 term, so that phase 2's "
+     "problem is the same regularised one"),
+    ("width_sweep", "the width sweep (ratios, losses, seeds)", None,
+     "widths below and above n on random labels, the squared loss where the certificate decides the outcome"),
+    ("recipe.horizon", "phase 2 continued past T (epochs, lr)", None,
+     "long enough to see convergence on the convex problem, short enough to cost seconds per run"),
+    ("experiment.data_seed", "the data seed (null: each run's seed draws its split and labels)", None,
+     "so that intervals over seeds cover the data's randomness too"),
     ("train.batch_size", "mini-batch size", 64, "—"),
     ("train.epochs", "epochs without / with augmentation", {"plain": 50, "augmented": 200},
      "fewer epochs for a CPU; digits is fit long before"),
@@ -49,8 +59,8 @@ PROVENANCE = [
      "scaled with the shorter schedule"),
     ("claims.equivalence_margin_pp", "R1's equivalence margin (percentage points)", None,
      "half a point: a difference a reader of Table 1 would call 'comparable'"),
-    ("claims.gap_fraction", "R3: the gap at T must fall to this fraction of its value at τ", None,
-     "an order of magnitude: convergence visible within the schedule"),
+    ("claims.gap_fraction", "R3: the gap at the horizon's end must fall to this fraction of its value at τ", None,
+     "an order of magnitude"),
 ]
 NOTES = [
     "Batch norm is in eval mode for all of phase 2; the momentum buffers of the phase-2 parameters carry over "
@@ -59,8 +69,9 @@ NOTES = [
     "matrix_rank tolerance σ_max · max(n, m_H) · eps (this project's choice); the rank at float32's tolerance is "
     "shown beside it.",
     "The digits data set and its augmentation are this project's offline stand-in; they are not in the paper.",
-    "The six paper data sets' augmentations come from the authors' related code (GitHub k9k2/qSGD; the "
-    "attribution is not confirmed), not from the Recipe paper.",
+    "The SGD settings, epochs, milestones and the six paper data sets' augmentations come from GitHub k9k2/qSGD, the "
+    "code of Kawaguchi & Lu's Ordered SGD paper (arXiv 1907.04371): same first author and the same six data sets, "
+    "but not the Recipe paper's code.",
 ]
 
 
@@ -90,7 +101,9 @@ def provenance(cfg: dict[str, Any], paper_values: list[dict[str, Any]]) -> list[
 
 
 def markdown(csv_path: Path) -> str:
-    """A CSV table as a Markdown table (empty cells as '–')."""
+    """A CSV table as a Markdown table (empty cells as '–'); '(none)' for a table without rows."""
+    if not Path(csv_path).read_text().strip():
+        return "(none)"
     frame = pd.read_csv(csv_path, dtype=str).fillna("–")
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
@@ -104,13 +117,25 @@ def machine() -> dict[str, Any]:
     return {**versions(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
 
 
+def randomness(cfg: dict[str, Any]) -> str:
+    """Which randomness the intervals over seeds cover."""
+    fixed = (cfg.get("experiment") or {}).get("data_seed")
+    if fixed is None:
+        return ("Each seed draws its own initialisation, mini-batch order, augmentation and perturbation, and its own "
+                "data: the train/test split of a pooled data set, the training subset and the random labels "
+                "(experiment.data_seed: null), so the intervals over seeds cover all of them.")
+    return (f"Each seed draws its own initialisation, mini-batch order, augmentation and perturbation; the data (split, "
+            f"training subset, random labels) is fixed by experiment.data_seed = {fixed}, so the intervals over seeds "
+            f"do not cover the data's randomness.")
+
+
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
     """report/index.html (outputs['html']), its tables beside it, and the Markdown summary (outputs['summary'])."""
     out = Path(outputs["html"])
     tables_dir = Path(inputs["tables"])
     copied = out.parent / "tables"
     copied.mkdir(parents=True, exist_ok=True)
-    for name in ("table1.csv", "table1.html", "table1.tex", "runs.csv", "conditions.csv"):
+    for name in REPORT_TABLES:
         shutil.copyfile(tables_dir / name, copied / name)
     ledger = read_json(inputs["claims"])
     runs = pd.read_csv(tables_dir / "runs.csv")
@@ -121,7 +146,9 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
         "table1": (tables_dir / "table1.html").read_text(), "table1_md": markdown(tables_dir / "table1.csv"),
         "conditions": (tables_dir / "conditions.html").read_text(),
         "conditions_md": markdown(tables_dir / "conditions.csv"),
-        "splits": [f"{d}: {FACTS[d].note}." for d in sorted(runs.dataset.unique())],
+        "sweep": (tables_dir / "sweep.html").read_text(), "sweep_md": markdown(tables_dir / "sweep.csv"),
+        "randomness": randomness(cfg),
+        "splits": [f"{d}: {facts(d, (cfg.get('data') or {}).get(d)).note}." for d in sorted(runs.dataset.unique())],
         "studies": {name: Path(path).read_text() for name, path in studies.items()},
         "certificates": runs[runs.algorithm == "recipe"].to_dict("records"),
         "claims": ledger["claims"], "checks": ledger["checks"], "summary": ledger["summary"],

@@ -108,6 +108,14 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+def fingerprint(obj: Any) -> str:
+    """A stable hash of a run's identity (config, seed, data set, ...), to match a tau-state or resume file to its
+    run (torch-free: the workflow computes what a job must find)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def derive_seed(seed: int, *keys: int | str) -> int:
     """Derive an independent 63-bit seed for one purpose (init, shuffling, noise, ...) from the run seed."""
     words = [seed] + [k if isinstance(k, int) else int.from_bytes(k.encode(), "little") % (2**32) for k in keys]

@@ -1,4 +1,5 @@
-"""The training loop that `base` and A(base) share: schedule, seeded mini-batches, evaluation, resume, progress.
+"""The training loop that `base` and A(base) share: schedule, seeded mini-batches, losses, evaluation, progress
+(the files a run reads and writes: runfiles.py).
 
 Every random draw of a run comes from its one seed through `derive_seed`: the initialisation, the shuffle of
 each epoch, the augmentation of each iteration and the perturbation at tau. None of them depends on
@@ -9,10 +10,6 @@ still draw exactly what the uninterrupted run would have drawn. The stages that 
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import logging
 import math
 import sys
@@ -28,23 +25,16 @@ from tqdm import tqdm
 from globalmin import augment as aug
 from globalmin import data as datamod
 from globalmin.datasets import Augmentation
-from globalmin.optim import SGD
-from globalmin.runinfo import UserError, generator, limit_threads, resolve_device, save_torch
+from globalmin import optimizers
+from globalmin.runinfo import (UserError, generator, limit_threads, resolve_device)
 
 log = logging.getLogger(__name__)
 
-TAU_STATE_FORMAT = "globalmin-tau-state-1"
-RESUME_FILE = "last.pt"  # state at an epoch end in the run folder; undeclared, so a failed job leaves it for the rerun
-RESUME_SECONDS = 60.0  # write the resume file at most this often (config train.resume_seconds)
 PROGRESS_SECONDS = 60.0  # without a terminal, a progress line at least this often within long epochs
 
 
 class DivergenceError(UserError):
     """The training objective became NaN or infinite."""
-
-
-class CheckpointError(UserError):
-    """A checkpoint or tau-state file is missing, truncated or of the wrong kind."""
 
 
 @dataclass(frozen=True)
@@ -173,28 +163,49 @@ def speed_for(train_cfg: dict[str, Any], device: torch.device) -> Speed:
                  compile=train_cfg.get("compile", "none"))
 
 
+LOSSES = ("cross_entropy", "squared")
+
+
+def objective(logits: torch.Tensor, labels: torch.Tensor, loss: str = "cross_entropy",
+              reduction: str = "mean") -> torch.Tensor:
+    """The training loss of a batch: cross-entropy, or the squared loss on one-hot targets, 1/2 ||f(x) - e_y||^2 per
+    point (a condition's `loss`; base and A(base) share it)."""
+    if loss == "cross_entropy":
+        return F.cross_entropy(logits, labels, reduction=reduction)
+    if loss != "squared":
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    total = 0.5 * F.mse_loss(logits, F.one_hot(labels, logits.shape[1]).to(logits.dtype), reduction="sum")
+    return total if reduction == "sum" else total / len(labels)
+
+
+@torch.no_grad()
+def predict(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The predicted class of every input."""
+    return torch.cat([forward(inputs[i:i + batch_size]).argmax(1) for i in range(0, len(inputs), batch_size)])
+
+
 @torch.no_grad()
 def score(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, labels: torch.Tensor,
-          batch_size: int) -> tuple[float, float]:
-    """(mean cross-entropy, error in %) of `forward` over a data split, summed on the device: one host sync."""
-    loss = torch.zeros((), dtype=torch.float64, device=labels.device)
+          batch_size: int, loss: str = "cross_entropy") -> tuple[float, float]:
+    """(mean loss, error in %) of `forward` over a data split, summed on the device: one host sync."""
+    total = torch.zeros((), dtype=torch.float64, device=labels.device)
     wrong = torch.zeros((), dtype=torch.long, device=labels.device)
     for i in range(0, len(labels), batch_size):
         logits = forward(inputs[i:i + batch_size]).float()
-        loss += F.cross_entropy(logits, labels[i:i + batch_size], reduction="sum").double()
+        total += objective(logits, labels[i:i + batch_size], loss, reduction="sum").double()
         wrong += (logits.argmax(1) != labels[i:i + batch_size]).sum()
-    totals = torch.stack([loss, wrong.double()]).tolist()
+    totals = torch.stack([total, wrong.double()]).tolist()
     return totals[0] / len(labels), 100.0 * totals[1] / len(labels)
 
 
 def evaluate_model(model: torch.nn.Module, data: datamod.Prepared, batch_size: int = 2048,
-                   speed: Speed = Speed()) -> dict[str, float]:
-    """Full training-set objective (mean cross-entropy, un-augmented, eval mode) and train/test error in %."""
+                   speed: Speed = Speed(), loss: str = "cross_entropy") -> dict[str, float]:
+    """Full training-set objective (mean loss, un-augmented, eval mode) and train/test error in %."""
     was_training = model.training
     model.eval()
     with speed.autocast(data.y_train.device):
-        train_objective, train_error = score(model, data.x_train, data.y_train, batch_size)
-        _, test_error = score(model, data.x_test, data.y_test, batch_size)
+        train_objective, train_error = score(model, data.x_train, data.y_train, batch_size, loss)
+        _, test_error = score(model, data.x_test, data.y_test, batch_size, loss)
     model.train(was_training)
     return {"train_objective": train_objective, "train_error": train_error, "test_error": test_error}
 
@@ -289,61 +300,14 @@ class Loop:
             progress.close()
 
 
-def fingerprint(obj: Any) -> str:
-    """A stable hash of a run's identity (config, seed, data set, ...), to match a resume file to its run."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+def make_optimizer(params: Any, train_cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """`base`'s optimizer: the torch.optim class train.optimizer names, with its keyword arguments (lr is set per
+    iteration by the schedule)."""
+    return optimizers.build(params, optimizers.settings_of(train_cfg), train_cfg["lr"])
 
 
-class Resume:
-    """The resume file of one run, written atomically at an epoch end once `every_seconds` have passed since the
-    last one (0: every epoch), read back only by the same run.
-
-    Why not every epoch: on a GPU an epoch can take seconds while the file holds the model and the optimizer's
-    momentum (90 MB for ResNet-18); on a CPU, with the default DAG's small network, it costs only 1.5% of a run
-    (benchmarks/results/resume-cost-cpu-2core.json). An interruption costs at most `every_seconds` of training
-    (or one epoch) instead."""
-
-    def __init__(self, out_dir: Path, run_id: str, identity: Any, every_seconds: float | None = None):
-        self.path, self.run_id, self.key = out_dir / RESUME_FILE, run_id, fingerprint(identity)
-        self.extra: dict[str, Any] = {}  # results computed once per run (A(base)'s certificate), kept across resumes
-        self.every_seconds = RESUME_SECONDS if every_seconds is None else every_seconds
-        self.last = time.monotonic()
-
-    def save(self, state: dict[str, Any], loop: Loop, iteration: int) -> None:
-        """Record the state (model, optimizer, ...) after `iteration` iterations, if one is due."""
-        if time.monotonic() - self.last < self.every_seconds:
-            return
-        save_torch(self.path, {"run_id": self.run_id, "fingerprint": self.key, "iteration": iteration,
-                               "rows": loop.rows, "extra": self.extra, **state})
-        self.last = time.monotonic()
-
-    def load(self, loop: Loop) -> dict[str, Any] | None:
-        """A matching resume file's state (its curve rows restored into `loop`), or None to start over."""
-        if not self.path.exists():
-            return None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as err:  # a file cut short is never trusted: start over
-            log.warning("%s: ignoring unreadable %s (%s); starting over", self.run_id, self.path, err)
-            return None
-        if state.get("fingerprint") != self.key:
-            log.warning("%s: not resuming from %s (it was written by a different config or run); starting over",
-                        self.run_id, self.path)
-            return None
-        loop.rows, self.extra = state["rows"], state.get("extra", {})
-        log.info("%s: resuming from iteration %d of %d (%s)", self.run_id, state["iteration"], loop.schedule.total,
-                 self.path)
-        return state
-
-
-def make_optimizer(params: list[torch.nn.Parameter], train_cfg: dict[str, Any]) -> SGD:
-    """`base`'s optimizer: SGD with momentum and weight decay (lr is set per iteration by the schedule)."""
-    return SGD(params, lr=train_cfg["lr"], momentum=train_cfg["momentum"], weight_decay=train_cfg["weight_decay"],
-               nesterov=train_cfg["nesterov"])
-
-
-def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: SGD, batches: Batches,
-             speed: Speed) -> Callable[[int, float], torch.Tensor]:
+def base_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer, batches: Batches,
+              speed: Speed, loss: str = "cross_entropy") -> Callable[[int, float], torch.Tensor]:
     """`base`'s iteration on the whole network: batch `it`, learning rate `lr`, one optimizer step; returns the
     loss on the device (no host sync)."""
     device = batches.data.y_train.device
@@ -352,13 +316,13 @@ def sgd_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: SGD, ba
         x, y = batches(it)
         set_lr(optimizer, lr)
         with speed.autocast(device):
-            loss = F.cross_entropy(forward(x), y)
-        return descend(optimizer, loss)
+            value = objective(forward(x), y, loss)
+        return descend(optimizer, value)
 
     return step
 
 
-def descend(optimizer: SGD, loss: torch.Tensor) -> torch.Tensor:
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
     """One optimizer step on the gradient of `loss`; returns the loss on the device (no host sync)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -366,55 +330,22 @@ def descend(optimizer: SGD, loss: torch.Tensor) -> torch.Tensor:
     return loss.detach()
 
 
-def set_lr(optimizer: SGD, lr: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every parameter group's learning rate."""
     for group in optimizer.param_groups:
         group["lr"] = lr
 
 
 def setup(data_path: str | Path, augmented: bool, train_cfg: dict[str, Any], tau_fraction: float,
-          condition: dict[str, Any] | None = None, threads: int | None = None
+          condition: dict[str, Any] | None = None, threads: int | None = None, data_seed: int | None = None
           ) -> tuple[datamod.Prepared, Schedule, list[int], torch.device, Speed]:
-    """Load the run's data (with its condition's labels) onto its device and derive the schedule base and A(base)
-    share, and how the run uses its device."""
+    """Load the run's data (its split and training subset drawn by its data seed, with its condition's labels)
+    onto its device and derive the schedule base and A(base) share, and how the run uses its device."""
     if threads:
         limit_threads(threads)
     device = resolve_device(train_cfg["device"])
-    data = datamod.with_condition(datamod.load(data_path), condition or {}).to(device)
+    data = datamod.for_run(datamod.load(data_path), data_seed)
+    data = datamod.with_condition(data, condition or {}, data_seed).to(device)
     epochs, milestones = epochs_for(train_cfg, augmented)
     schedule = make_schedule(data.n_train, train_cfg["batch_size"], epochs, tau_fraction)
     return data, schedule, milestones, device, speed_for(train_cfg, device)
-
-
-def tau_state_name(tau_fraction: float | None = None) -> str:
-    """File name of a tau-state: `tau_state.pt` at the configured tau, `tau_state_<f>.pt` for an ablation tau."""
-    return "tau_state.pt" if tau_fraction is None else f"tau_state_{tau_fraction:g}.pt"
-
-
-def run_id(dataset: str, condition: str, augmented: bool, seed: int, algorithm: str) -> str:
-    """The id of a run, also its folder below results/runs: '<data set>/<condition>/<aug|noaug>/seed<k>/<algorithm>'."""
-    return f"{dataset}/{condition}/{'aug' if augmented else 'noaug'}/seed{seed}/{algorithm}"
-
-
-def load_tau_state(path: str | Path) -> dict[str, Any]:
-    """Read base's tau-state, with a clear error for a missing, truncated or foreign file."""
-    path = Path(path)
-    fix = f"delete it and rerun the base run that writes it (`snakemake {path}`)"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as err:
-        raise CheckpointError(f"tau-state {path} does not exist; {fix}") from err
-    except Exception as err:
-        raise CheckpointError(f"tau-state {path} is unreadable ({type(err).__name__}: {err}); {fix}") from err
-    if not isinstance(state, dict) or state.get("format") != TAU_STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a globalmin tau-state ({TAU_STATE_FORMAT}); {fix}")
-    return state
-
-
-def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """Serialise curve rows (all with the same keys) as CSV text."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()

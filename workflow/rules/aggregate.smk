@@ -1,26 +1,23 @@
 # Stage aggregate (src/globalmin/aggregate.py): every run into tables, the DVC views, and the Recipe's claims.
 
-TABLES = ["table1.csv", "table1.html", "table1.tex", "conditions.csv", "conditions.html"]
-
 
 rule aggregate:
     input:
         metrics=[f"{folder}/metrics.json" for folder in run_folders()],
         curves=[f"{folder}/curve.csv" for folder in run_folders()],
+        horizons=[f"{folder}/horizon.csv" for folder in run_folders(["recipe"])],
         certificates_init=[f"{folder}/certificate_init.json" for folder in run_folders(["base"])],
         code=code("aggregate"),
     output:
-        runs="results/tables/runs.csv",
-        curves="results/tables/curves.csv",
-        tables=expand("results/tables/{name}", name=TABLES),
-        claims="results/tables/claims.json",
+        tables=[table(name) for name in TABLES],
+        claims=table("claims.json"),
         summary="results/metrics.json",
         # one folder, not one declared file per data set: outputs whose names change with the config would
         # have no Snakemake metadata, and then a changed set of runs could not trigger this rule
         plots=directory("results/plots"),
     params:
         out_dir=lambda w, output: str(Path(output.claims).parent),
-        settings=as_json(config["claims"]),
+        settings=as_json({"claims": config["claims"], "sweep_points": sweep_points(config)}),
     log:
         "logs/aggregate.log",
     conda:

@@ -24,7 +24,8 @@ rule train_base:
         " --augment {wildcards.aug} --threads {threads} --out-dir {params.run_dir} > {log} 2>&1"
 
 
-# The ablated data sets' base runs also write the extra tau-states; for them this rule wins over train_base.
+# The ablated data sets' and conditions' base runs also write the extra tau-states; for them this rule wins over
+# train_base.
 ruleorder: train_base_ablated > train_base
 
 
@@ -33,3 +34,4 @@ use rule train_base as train_base_ablated with:
         base_files(*RUN_FILES, "certificate_init.json", "tau_state.pt", *[f"tau_state_{f}.pt" for f in FRACTIONS]),
     wildcard_constraints:
         dataset=f"(?:{ABLATED})",
+        condition=f"(?:{ABLATED_CONDITIONS})",

@@ -4,15 +4,19 @@ import json
 import shutil
 from pathlib import Path
 
+from globalmin.conditions import resolve, sweep_points
 from globalmin.datasets import FACTS
 from globalmin.deps import command_sources
+from globalmin.outputs import FIGURES, REPORT_TABLES, TABLES, figure_names
+from globalmin.runinfo import fingerprint
 
 REPO = Path(workflow.basedir)
 RUNS = "results/runs"
 RUN = f"{RUNS}/{{dataset}}/{{condition}}/{{aug}}/seed{{seed}}"  # one run's folder (base, recipe, recipe_<f> in it)
 RUN_FILES = ["metrics.json", "curve.csv", "model.pt"]
 STUDIES = "results/studies"
-FIGURES = "report/figures"
+TABLES_DIR = "results/tables"
+FIGURES_DIR = "report/figures"
 
 
 BASE = f"{RUN}/base"  # a base run's folder
@@ -30,25 +34,32 @@ def base_files(*names):
 
 def recipe_outputs(suffixes):
     """The declared files of the A(base) run folders named by `suffixes` (recipe, recipe_<f>)."""
-    return [f"{RUN}/{s}/{f}" for s in suffixes for f in RUN_FILES + ["certificate.json"]]
+    return [f"{RUN}/{s}/{f}" for s in suffixes for f in RUN_FILES + ["certificate.json", "horizon.csv"]]
 
 
 def tau_states(wildcards):
     """The base run's tau-states, in the order of recipe_suffixes: the main tau first."""
     base = BASE.format(**dict(wildcards.items()))
-    return [f"{base}/tau_state{s[len('recipe'):]}.pt" for s in recipe_suffixes(wildcards.dataset)]
+    return [f"{base}/tau_state{s[len('recipe'):]}.pt" for s in recipe_suffixes(wildcards.dataset, wildcards.condition)]
 
 
 def recipe_dirs(wildcards):
     """The A(base) run folders train-recipe writes, one per tau-state."""
     prefix = RUN.format(**dict(wildcards.items()))
-    return [f"{prefix}/{s}" for s in recipe_suffixes(wildcards.dataset)]
+    return [f"{prefix}/{s}" for s in recipe_suffixes(wildcards.dataset, wildcards.condition)]
 
 
-def figure_files(*names, category):
-    """PNG (shown in Snakemake's own report, with workflow/report/<name>.rst as caption) and PDF of figures."""
-    return [report(f"{FIGURES}/{n}.png", caption=f"../report/{n}.rst", category=category) for n in names] + [
-        f"{FIGURES}/{n}.pdf" for n in names]
+def table(name):
+    """A table the aggregate stage writes (globalmin.outputs.TABLES)."""
+    return f"{TABLES_DIR}/{name}"
+
+
+def figure_files(command, category):
+    """PNG (shown in Snakemake's own report, with workflow/report/<name>.rst as caption) and PDF of the figures a
+    figure command draws (globalmin.outputs.FIGURES)."""
+    names = FIGURES[command]
+    return [report(f"{FIGURES_DIR}/{n}.png", caption=f"../report/{n}.rst", category=category) for n in names] + [
+        f"{FIGURES_DIR}/{n}.pdf" for n in names]
 
 
 def code(command):
@@ -63,7 +74,11 @@ def as_json(section):
 
 
 def raw_input(wildcards):
-    """The raw folder a data set is prepared from; none for data sets that ship with a package (digits)."""
+    """What a data set is prepared from: its fetched raw folder, your own folder or array file (data.<name>.path),
+    or nothing for data sets that ship with a package (digits)."""
+    options = config["data"].get(wildcards.dataset) or {}
+    if options.get("source") in ("folder", "arrays"):
+        return [options["path"]]
     return [f"data/raw/{wildcards.dataset}"] if FACTS[wildcards.dataset].has_raw_files else []
 
 
@@ -73,12 +88,9 @@ def prepared(dataset):
 
 
 def condition_of(name):
-    """A condition's settings with the experiment's augmentation and seeds where it does not narrow them."""
-    cond = config["conditions"][name]
-    return {"name": name, "labels": cond.get("labels", "dataset"), "label_seed": cond.get("label_seed", 0),
-            "wide_width": cond.get("wide_width"),
-            "augmentation": cond.get("augmentation") or config["experiment"]["augmentation"],
-            "seeds": cond.get("seeds") or config["experiment"]["seeds"]}
+    """A condition's settings (globalmin.conditions.resolve: the experiment's, model's and train's where it sets
+    none of its own)."""
+    return resolve(config, name)
 
 
 def base_runs():
@@ -90,14 +102,20 @@ def base_runs():
 
 ABLATION = config["recipe"]["tau_ablation"]
 FRACTIONS = [f"{f:g}" for f in ABLATION["fractions"]]
-# Data sets with a tau ablation get variants of the base and recipe rules whose outputs include the extra tau
-# runs (a rule's outputs cannot depend on a wildcard's value otherwise).
+# Data sets and conditions with a tau ablation get variants of the base and recipe rules whose outputs include the
+# extra tau runs (a rule's outputs cannot depend on a wildcard's value otherwise).
 ABLATED = "|".join(d for d in ABLATION["datasets"] if ABLATION["fractions"]) or "(?!)"
+ABLATED_CONDITIONS = "|".join(ABLATION["conditions"] or config["experiment"]["conditions"]) or "(?!)"
 
 
-def recipe_suffixes(dataset):
+def ablated(dataset, condition):
+    """Whether the base runs of a data set and condition save the tau ablation's states too."""
+    return dataset in ABLATION["datasets"] and condition in (ABLATION["conditions"] or [condition])
+
+
+def recipe_suffixes(dataset, condition):
     """The A(base) run folders of one base run: 'recipe' (main tau) and 'recipe_<f>' (the tau ablation)."""
-    extra = FRACTIONS if dataset in ABLATION["datasets"] else []
+    extra = FRACTIONS if ablated(dataset, condition) else []
     return ["recipe"] + [f"recipe_{f}" for f in extra]
 
 
@@ -109,24 +127,35 @@ def run_folders(algorithms=("base", "recipe"), conditions=None, ablation=True):
         if conditions is not None and condition not in conditions:
             continue
         prefix = RUN.format(dataset=dataset, condition=condition, aug=aug, seed=seed)
-        recipes = recipe_suffixes(dataset) if ablation else ["recipe"]
+        recipes = recipe_suffixes(dataset, condition) if ablation else ["recipe"]
         names = (["base"] if "base" in algorithms else []) + (recipes if "recipe" in algorithms else [])
         folders += [f"{prefix}/{name}" for name in names]
     return folders
 
 
 def base_settings(wildcards):
-    """train-base's JSON config: the model (with the condition's wide width), train, condition, tau and ablation."""
+    """train-base's JSON config: the model (with the condition's wide width), train (with the condition's optimizer
+    and lr), condition, data seed, tau and ablation."""
     cond = condition_of(wildcards.condition)
     model = dict(config["model"])
     if cond["wide_width"] is not None:  # a condition's own width: a deliberate control may go below n
         model.update(wide_width=cond["wide_width"], require_expressivity=False)
-    fractions = ABLATION["fractions"] if wildcards.dataset in ABLATION["datasets"] else []
-    return as_json({"model": model, "train": config["train"], "tau_fraction": config["recipe"]["tau_fraction"],
-                    "ablation": fractions,
-                    "condition": {k: cond[k] for k in ("name", "labels", "label_seed")},
+    train = {**config["train"], "optimizer": cond["optimizer"], "lr": cond["lr"]}
+    fractions = ABLATION["fractions"] if ablated(wildcards.dataset, wildcards.condition) else []
+    data_seed = config["experiment"]["data_seed"]
+    return as_json({"model": model, "train": train, "tau_fraction": config["recipe"]["tau_fraction"],
+                    "ablation": fractions, "data_seed": int(wildcards.seed) if data_seed is None else data_seed,
+                    "condition": {k: cond[k] for k in ("name", "labels", "label_seed", "loss")},
                     "certificate": {"method": config["recipe"]["certificate_method"],
                                     "scratch": config["recipe"]["certificate_scratch"]}})
+
+
+def expected_base(wildcards):
+    """What train-recipe must find in its tau-states: the base run's id and config hash (base.identity)."""
+    settings = json.loads(base_settings(wildcards))
+    identity = fingerprint({**settings, "seed": int(wildcards.seed), "augment": wildcards.aug == "aug"})
+    return as_json({"run_id": RUN.format(**dict(wildcards.items())).removeprefix(f"{RUNS}/") + "/base",
+                    "config_hash": identity})
 
 
 def uses_gpu():

@@ -4,11 +4,11 @@
 
 rule figure_recipe:
     input:
-        runs=rules.aggregate.output.runs,
-        curves=rules.aggregate.output.curves,
+        runs=table("runs.csv"),
+        curves=table("curves.csv"),
         code=code("figure-recipe"),
     output:
-        figure_files("curves", "phase2", "gap", "sigma_min", category="Recipe"),
+        figure_files("recipe", category="Recipe"),
     params:
         out_dir=out_dir,
     log:
@@ -19,12 +19,31 @@ rule figure_recipe:
         "globalmin figure-recipe --inputs runs={input.runs} curves={input.curves} --out-dir {params.out_dir} > {log} 2>&1"
 
 
+rule figure_sweep:
+    input:
+        runs=table("runs.csv"),
+        sweep=table("sweep.csv"),
+        horizon=table("horizon.csv"),
+        code=code("figure-sweep"),
+    output:
+        figure_files("sweep", category="Recipe"),
+    params:
+        out_dir=out_dir,
+    log:
+        "logs/figures/sweep.log",
+    conda:
+        ENV
+    shell:
+        "globalmin figure-sweep --inputs runs={input.runs} sweep={input.sweep} horizon={input.horizon}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
 rule figure_fc_theory:
     input:
         runs=rules.fc_theory.output.runs,
         code=code("figure-fc-theory"),
     output:
-        figure_files("fc_theory", category="Expressivity"),
+        figure_files("fc-theory", category="Expressivity"),
     params:
         out_dir=out_dir,
     log:
@@ -58,7 +77,7 @@ rule figure_beyond_ntk:
         ntk=rules.ntk.output.runs,
         code=code("figure-beyond-ntk"),
     output:
-        figure_files("beyond_ntk", category="NTK regime"),
+        figure_files("beyond-ntk", category="NTK regime"),
     params:
         settings=as_json({"depth": config["ntk"]["depth"]}),
         out_dir=out_dir,
@@ -76,7 +95,7 @@ rule figure_local_minima:
         runs=rules.local_minima.output.runs,
         code=code("figure-local-minima"),
     output:
-        figure_files("local_minima", "local_minima_gap", category="Local minima"),
+        figure_files("local-minima", category="Local minima"),
     params:
         out_dir=out_dir,
     log:

@@ -3,7 +3,7 @@
 
 rule notebook:
     input:
-        runs=rules.aggregate.output.runs,
+        runs=table("runs.csv"),
         claims=rules.claims.output,
         # the notebook recomputes the spectrum of one standard A(base) run's features from its model
         models=[f"{folder}/model.pt" for folder in run_folders(["recipe"], conditions=["standard"], ablation=False)],

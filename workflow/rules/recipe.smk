@@ -11,6 +11,7 @@ rule train_recipe:
         recipe_outputs(["recipe"]),
     params:
         recipe=as_json({k: v for k, v in config["recipe"].items() if k != "tau_ablation"}),
+        expect=expected_base,
         run_dirs=recipe_dirs,
     threads: config["train"]["threads"]
     resources:
@@ -23,7 +24,7 @@ rule train_recipe:
         ENV
     shell:
         "globalmin train-recipe --data {input.data} --tau-states {input.tau_states} --recipe {params.recipe:q}"
-        " --threads {threads} --out-dirs {params.run_dirs} > {log} 2>&1"
+        " --expect {params.expect:q} --threads {threads} --out-dirs {params.run_dirs} > {log} 2>&1"
 
 
 ruleorder: train_recipe_ablated > train_recipe
@@ -34,3 +35,4 @@ use rule train_recipe as train_recipe_ablated with:
         recipe_outputs(["recipe"] + [f"recipe_{f}" for f in FRACTIONS]),
     wildcard_constraints:
         dataset=f"(?:{ABLATED})",
+        condition=f"(?:{ABLATED_CONDITIONS})",

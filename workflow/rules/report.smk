@@ -1,12 +1,11 @@
 # Stage report (src/globalmin/report.py): the HTML report and the Markdown results summary.
 
-FIGURE_FILES = [f"{FIGURES}/{name}.png" for name in ("curves", "phase2", "gap", "sigma_min", "fc_theory", "ntk",
-                                                     "beyond_ntk", "local_minima", "local_minima_gap")]
+FIGURE_FILES = [f"{FIGURES_DIR}/{name}.png" for name in figure_names()]
 
 
 rule report:
     input:
-        runs=rules.aggregate.output.runs,
+        runs=table("runs.csv"),
         tables=rules.aggregate.output.tables,
         claims=rules.claims.output,
         figures=FIGURE_FILES,
@@ -19,10 +18,11 @@ rule report:
         html="report/index.html",
         summary="report/summary.md",
         table=report("report/tables/table1.html", caption="../report/table1.rst", category="Recipe"),
-        tables=expand("report/tables/{name}", name=["table1.csv", "table1.tex", "runs.csv", "conditions.csv"]),
+        tables=[f"report/tables/{name}" for name in REPORT_TABLES if name != "table1.html"],
     params:
         tables=lambda w, input: str(Path(input.runs).parent),
-        settings=as_json({k: config[k] for k in ("model", "train", "recipe", "claims", "report")}),
+        settings=as_json({k: config[k] for k in ("model", "train", "recipe", "claims", "report", "experiment",
+                                                 "data", "width_sweep")}),
     log:
         "logs/report.log",
     conda:
