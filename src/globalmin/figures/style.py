@@ -7,6 +7,8 @@ Grids wrap into rows of at most three panels for the same reason.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +17,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from globalmin.runinfo import atomic_write  # noqa: E402
 
@@ -90,3 +93,59 @@ def read_inputs(items: list[str]) -> dict[str, pd.DataFrame]:
 def setting(frame: pd.DataFrame) -> pd.Series:
     """Panel label of each row: '<data set>, aug' or '<data set>, no aug'."""
     return frame.dataset + ", " + frame.augment.map({True: "aug", False: "no aug"})
+
+
+def overlaps(fig: plt.Figure, tolerance: float = 1.0) -> list[str]:
+    """Every pair of drawn texts (titles, axis and tick labels, annotations) and legends (each as its whole box:
+    entries, handles and title) whose boxes overlap by more than `tolerance` pixels both ways, one line each."""
+    renderer = fig.canvas.get_renderer()
+    with _recording_texts() as drawn:
+        fig.draw(renderer)  # runs the layout engine too: the positions savefig will write
+    texts = [t for t in dict.fromkeys(drawn) if t.get_text().strip()]
+    legends = [lg for lg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
+               if lg is not None and {*lg.get_texts(), lg.get_title()} & set(texts)]
+    own = {t for lg in legends for t in (*lg.get_texts(), lg.get_title())}
+    names = _describe(fig, texts)
+    items = [(names[t], t.get_window_extent(renderer)) for t in texts if t not in own]
+    items += [(f"legend {(lg.get_title().get_text() or lg.texts[0].get_text())!r}", lg.get_window_extent(renderer))
+              for lg in legends]
+    return [f"{a} overlaps {b}" for i, (a, box_a) in enumerate(items) for b, box_b in items[i + 1:]
+            if _overlap(box_a, box_b, tolerance)]
+
+
+@contextlib.contextmanager
+def _recording_texts() -> Iterator[list[Text]]:
+    """Note every Text the renderer draws while the block runs. Why not walk the artist tree: whether a text is
+    drawn (its tick inside the view, its axes switched on, its legend present) is decided in each draw method."""
+    drawn: list[Text] = []
+    original = Text.draw
+
+    def draw(self: Text, renderer) -> None:
+        if self.get_visible():
+            drawn.append(self)
+        return original(self, renderer)
+
+    Text.draw = draw
+    try:
+        yield drawn
+    finally:
+        Text.draw = original
+
+
+def _overlap(a, b, tolerance: float) -> bool:
+    """Whether two display boxes share more than `tolerance` pixels in both directions."""
+    return (min(a.x1, b.x1) - max(a.x0, b.x0) > tolerance) and (min(a.y1, b.y1) - max(a.y0, b.y0) > tolerance)
+
+
+def _describe(fig: plt.Figure, texts: list[Text]) -> dict[Text, str]:
+    """Each text as the failure message names it: its role, its panel (by title) and its string."""
+    roles: dict[Text, str] = {}
+    for i, ax in enumerate(fig.axes):
+        panel = f"panel {i + 1} {ax.get_title()!r}" if ax.get_title() else f"panel {i + 1}"
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            roles.update((t, f"{name} tick label of {panel}") for t in axis.get_ticklabels(which="both"))
+            roles[axis.label] = f"{name} label of {panel}"
+            roles[axis.get_offset_text()] = f"{name} offset text of {panel}"
+        roles[ax.title] = f"title of {panel}"
+        roles.update((t, f"text in {panel}") for t in ax.texts)
+    return {t: f"{roles.get(t, 'text')} {t.get_text()!r}" for t in texts}
