@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import shlex
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from matplotlib.transforms import offset_copy
 
 from conftest import snakemake
 from globalmin import cli
-from globalmin.figures.style import overlaps
+from globalmin.figures.style import log_axis, overlaps
 
 
 def _panels(count: int = 1) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -92,13 +93,48 @@ def test_texts_that_only_touch_pass():
     plt.close(fig)
 
 
+def _log_panel(low: float, high: float, tidy: bool) -> tuple[plt.Figure, plt.Axes]:
+    """A short panel (as in a figure of two or three rows) with a log y axis from `low` to `high`, by log_axis or plain."""
+    fig, (ax,) = _panels()
+    fig.set_size_inches(3.5, 1.5)
+    ax.plot([1, 2], [low, high])
+    log_axis(ax) if tidy else ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    return fig, ax
+
+
+def _minor_labels(fig: plt.Figure, ax: plt.Axes) -> list[float]:
+    fig.draw_without_rendering()
+    low, high = ax.get_ylim()
+    return [t.get_position()[1] for t in ax.yaxis.get_minorticklabels()
+            if t.get_text() and low <= t.get_position()[1] <= high]
+
+
+def test_log_axes_keep_their_tick_labels_apart():
+    # within one power of ten, matplotlib's own ticks crowd a short panel; log_axis's keep apart, two or more
+    fig, _ = _log_panel(0.56, 1.4, tidy=False)
+    assert any("y tick label" in line for line in overlaps(fig))
+    fig, ax = _log_panel(0.56, 1.4, tidy=True)
+    assert overlaps(fig) == [] and len(_minor_labels(fig, ax)) >= 2
+    # across a power of ten or so, the labels between them fall at 2 and 5 times a power of ten
+    fig, _ = _log_panel(2e-3, 4.7e-2, tidy=False)
+    assert any("y tick label" in line for line in overlaps(fig))
+    fig, ax = _log_panel(2e-3, 4.7e-2, tidy=True)
+    labels = _minor_labels(fig, ax)
+    assert overlaps(fig) == [] and labels and {round(v / 10 ** math.floor(math.log10(v))) for v in labels} <= {2, 5}
+    # across ten powers of ten or more, no minor ticks at all
+    fig, ax = _log_panel(1e-20, 1.0, tidy=True)
+    assert list(ax.yaxis.get_minor_locator()()) == []
+    plt.close("all")
+
+
 # Runs one figure command as the pipeline does and prints, as JSON, the overlaps of every figure it saved.
 PROBE = r"""
 import json, re, sys
 from pathlib import Path
 from matplotlib.figure import Figure
 from globalmin import cli
-from globalmin.figures.style import overlaps
+from globalmin.figures.style import log_axis, overlaps
 
 found, savefig = {}, Figure.savefig
 
