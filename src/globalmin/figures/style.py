@@ -2,12 +2,15 @@
 
 The report shows figures at most 72rem (1,152 px) wide. Every figure is drawn PAGE_WIDTH inches wide at DPI,
 so its PNG is at most about 1,125 px wide and is shown at its natural size: no text shrinks on the page.
-Grids wrap into rows of at most three panels for the same reason.
+Grids wrap into rows of at most three panels for the same reason. Their layout is matplotlib's constrained
+layout, with the legend in a band of its own under the panels; `overlaps` lists any texts that still collide
+(tests/test_figures.py runs it on every figure the pipeline saves; docs/figures.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
-from matplotlib.ticker import LogFormatterSciNotation, Locator, MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator, NullFormatter  # noqa: E402
 
 from globalmin.runinfo import atomic_write  # noqa: E402
 
@@ -92,7 +95,7 @@ class LogMinor(Locator):
         room = 1 / max(self.axis.get_tick_space(), 1)
         majors = [at(v) for v in self.axis.get_majorticklocs() if vmin <= v <= vmax]
         kept = [t for t in ticks if vmin <= t <= vmax and all(abs(at(t) - m) >= room for m in majors)]
-        return kept if all(at(b) - at(a) >= room for a, b in zip(kept, kept[1:])) else None
+        return kept if all(at(b) - at(a) >= room for a, b in itertools.pairwise(kept)) else None
 
 
 def legend_below(fig: plt.Figure, ax: plt.Axes, title: str | None = None, ncol: int = 4) -> None:
