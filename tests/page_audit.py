@@ -1,4 +1,5 @@
-"""Audit an HTML page in headless Chromium: images, local links, NaN cells, template residue, console errors.
+"""Audit an HTML page in headless Chromium: images, local links, NaN cells, template residue, console errors, and
+tables that do not fit (wider than their box or the window, with every <details> closed and opened).
 
 Used by tests/test_browser.py on the generated report and on hand-made pages that test the checks themselves.
 """
@@ -81,6 +82,33 @@ return {
 """
 
 
+# Every table's box against its container's content box and the window, and the page's width against the window,
+# first with every <details> closed, then with all opened (a reader may open them); their state is restored after.
+_FIT_JS = """
+const details = Array.from(document.querySelectorAll('details'));
+const was = details.map(d => d.open);
+const seen = [];
+for (const open of [false, true]) {
+  details.forEach(d => { d.open = open; });
+  const window_width = document.documentElement.clientWidth;
+  Array.from(document.querySelectorAll('table')).forEach((t, index) => {
+    const c = t.parentElement, style = getComputedStyle(c), box = c.getBoundingClientRect();
+    const r = t.getBoundingClientRect();
+    let h = t;
+    while (h && !/^H[1-6]$/.test(h.tagName)) h = h.previousElementSibling || h.parentElement;
+    seen.push({index: index, open: open, section: h ? h.innerText.trim() : '',
+               columns: t.rows[0] ? t.rows[0].cells.length : 0, left: r.left, right: r.right, width: r.width,
+               box_left: box.left + c.clientLeft + parseFloat(style.paddingLeft),
+               box_right: box.left + c.clientLeft + c.clientWidth - parseFloat(style.paddingRight),
+               window: window_width});
+  });
+  seen.push({page: true, open: open, width: document.documentElement.scrollWidth, window: window_width});
+}
+details.forEach((d, i) => { d.open = was[i]; });
+return seen;
+"""
+SLACK = 0.5  # CSS px: sub-pixel rounding of a box that fits exactly
+
 @dataclass
 class PageAudit:
     """What the checks found on one page; `problems()` lists every failure in words."""
@@ -94,6 +122,7 @@ class PageAudit:
     nan_text: list[str] = field(default_factory=list)
     template_residue: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    overflow: list[str] = field(default_factory=list)
     images: list[dict] = field(default_factory=list)
     viewport: dict = field(default_factory=dict)
 
@@ -101,7 +130,7 @@ class PageAudit:
         """Every failed check, one line each; empty when the page passes."""
         found = [] if self.title.strip() else ["the page has no title"]
         for name in ("broken_images", "dangling_links", "missing_fragments", "nan_cells", "nan_text",
-                     "template_residue", "console_errors"):
+                     "template_residue", "console_errors", "overflow"):
             found += [f"{name.replace('_', ' ')}: {item}" for item in getattr(self, name)]
         return found
 
@@ -184,7 +213,30 @@ def audit(driver: WebDriver, page: Path) -> PageAudit:
                 result.template_residue.append(f"{marker!r} in text: {_context(source, at)}")
         result.template_residue += [f"{marker!r} in attribute {a}" for a in seen["attributes"] if marker in a]
     result.console_errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    result.overflow = overflow(driver.execute_script(_FIT_JS))
     return result
+
+
+def overflow(seen: list[dict]) -> list[str]:
+    """Each table that runs past its container's content box (so the container scrolls it sideways or it spills
+    out) or past the window, and a page wider than the window: one line each, each named once (closed details
+    first)."""
+    found, named = [], set()
+    for item in seen:
+        where = " once its details are opened" if item["open"] else ""
+        if item.get("page"):
+            if item["width"] > item["window"] + SLACK and "page" not in named:
+                named.add("page")
+                found.append(f"the page is {item['width']} px wide in a {item['window']} px window{where}")
+            continue
+        fits = (item["left"] >= item["box_left"] - SLACK and item["right"] <= item["box_right"] + SLACK
+                and item["left"] >= -SLACK and item["right"] <= item["window"] + SLACK)
+        if not fits and item["index"] not in named:
+            named.add(item["index"])
+            found.append(f"table {item['index'] + 1} ({item['columns']} columns) in section {item['section']!r} is "
+                         f"{item['width']:.0f} px wide in a {item['box_right'] - item['box_left']:.0f} px box "
+                         f"(window {item['window']} px){where}: its last columns are cut off or scroll sideways")
+    return found
 
 
 def _context(text: str, at: int, width: int = 40) -> str:

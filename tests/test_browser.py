@@ -7,6 +7,7 @@ missing piece named, where selenium, chromium or chromedriver is not installed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +52,9 @@ CLEAN = """<h1 id="top">Report</h1>
 <a href="{absolute}">absolute</a>
 <table><tr><th>nanoseconds</th><th>σ_min</th></tr><tr><td>banana</td><td>1.5e-06</td></tr>
 <tr><td>—</td><td>no certified run</td></tr></table>
-<details><summary>values</summary><pre>{{"a": 1}}</pre></details>"""
+<details><summary>values</summary><pre>{{"a": 1}}</pre></details>
+<div style="width: 400px"><table><tr><th>a long header that wraps</th><th>another long header</th></tr>
+<tr><td>text that wraps between its words to fit the box</td><td>more of it, wrapping too</td></tr></table></div>"""
 
 
 def test_a_clean_page_passes(driver, tmp_path):
@@ -70,7 +73,11 @@ FAULTY = """<h1 id="top">Report {{ title }}</h1>
 <p>The smallest loss was NaN at depth 2.</p>
 {% if studies %}<p>left over</p>{% endif %}
 <details><summary>values</summary><pre>{"loss": NaN}</pre></details>
-<script>console.error("boom from the page")</script>"""
+<div style="width: 300px; overflow-x: auto"><table><tr><th>a</th><th>b</th></tr>
+<tr><td>an_unbreakable_word_far_wider_than_the_box</td><td>hidden</td></tr></table></div>
+<table><tr><th>fine while closed</th></tr><tr><td><details><summary>open me</summary>
+<pre>{WIDE_LINE}</pre></details></td></tr></table>
+<script>console.error("boom from the page")</script>""".replace("{WIDE_LINE}", "x" * 400)
 
 
 def test_every_kind_of_fault_is_detected(driver, tmp_path):
@@ -88,10 +95,16 @@ def test_every_kind_of_fault_is_detected(driver, tmp_path):
     for marker in ("'{{'", "'}}'", "'{%'", "'%}'"):
         assert marker in residue
     assert any("boom from the page" in e for e in result.console_errors)
+    # the table scrolling in its box; once the details are opened, the table they widen and so the page
+    # (widths in px depend on the fonts installed: only the box's, set by the page, is asserted)
+    assert [re.sub(r" is \d+ px wide.*", "", line) for line in result.overflow] == [
+        "table 2 (2 columns) in section 'Report {{ title }}'", "table 3 (1 columns) in section 'Report {{ title }}'",
+        "the page"]
+    assert "in a 300 px box" in result.overflow[0] and "once its details are opened" in result.overflow[1]
     problems = result.problems()
     assert len(problems) == sum(map(len, (result.broken_images, result.dangling_links, result.missing_fragments,
                                           result.nan_cells, result.nan_text, result.template_residue,
-                                          result.console_errors)))
+                                          result.console_errors, result.overflow)))
 
 
 def test_an_untitled_page_fails(driver, tmp_path):

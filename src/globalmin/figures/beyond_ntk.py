@@ -7,7 +7,7 @@ from typing import Any
 
 import seaborn as sns
 
-from globalmin.figures.style import legend_below, panel_grid, read_inputs, save, width_axis
+from globalmin.figures.style import legend_below, log_axis, panel_grid, read_inputs, save, width_axis
 
 PANELS = [("kernel_distance", "kernel distance 1 − cos(K_0, K_T)\n(scale-free; decides R4)"),
           ("relative_weight_movement", "weight movement ‖W_T − W_0‖_F / ‖W_0‖_F"),
@@ -29,8 +29,7 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
         for name, value in medians[column].items():
             ax.axhline(value, color=palette[name], linestyle="--", linewidth=1.2, label=f"ResNet {name} (median)")
         width_axis(ax, list(lazy.m))
-        ax.set_yscale("log")
+        log_axis(ax)
         ax.set(title=label, xlabel="MLP width m (log)", ylabel="")
     legend_below(fig, axes[0], None, ncol=2)
-    fig.tight_layout(rect=(0, 0.04 + 0.025 * len(medians), 1, 1))
     return save(fig, Path(outputs["out_dir"]) / "beyond_ntk.png")

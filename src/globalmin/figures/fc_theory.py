@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import seaborn as sns
 
-from globalmin.figures.style import finish, panel_grid, read_inputs
+from globalmin.figures.style import finish, log_axis, panel_grid, read_inputs
 
 FLOOR = 1e-20  # below float64's resolution of sigma_min / sigma_max (about 1e-16 times n): drawn here
 
@@ -21,14 +21,15 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     activations = list(dict.fromkeys(frame.activation))
     fig, axes = panel_grid(len(activations), row_height=2.9, per_row=2)
     tolerance = float((frame.tolerance / frame.sigma_max).median())
-    for ax, activation in zip(axes, activations):
+    for i, (ax, activation) in enumerate(zip(axes, activations)):
+        # the tolerance first: its legend entry then stands in a column of its own, before seaborn's groups
+        ax.axhline(tolerance, color="black", linewidth=0.9, label="float64 rank\ntolerance / σ_max")
         sns.lineplot(data=frame[frame.activation == activation], x="ratio", y="conditioning", hue="inputs",
                      style="narrow", estimator="median", errorbar=None, markers=True, ax=ax, palette="colorblind")
-        ax.set_yscale("log")
+        log_axis(ax)
         ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
-        ax.axhline(tolerance, color="black", linewidth=0.9, label="float64 rank tolerance / σ_max")
         outside = " (outside the theory)" if activation == "relu" else ""
+        # one y label per row, on two lines: on one it is longer than a panel is high
         ax.set(title=f"{activation}{outside}", xlabel="m_H / n (dotted: m_H = n)",
-               ylabel=f"σ_min / σ_max (median; 0 drawn at {FLOOR:g})")
-    return finish(fig, axes, Path(outputs["out_dir"]) / "fc_theory.png", "inputs, narrow layers, tolerance", ncol=3,
-                  bottom=0.17)
+               ylabel=f"σ_min / σ_max (median)\n0 drawn at {FLOOR:g}" if i % 2 == 0 else "")
+    return finish(fig, axes, Path(outputs["out_dir"]) / "fc_theory.png")

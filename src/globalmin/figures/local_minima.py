@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from globalmin.figures.style import finish, panel_grid, read_inputs, save
+from globalmin.figures.style import finish, log_axis, panel_grid, read_inputs, save
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> list[Path]:
@@ -50,7 +50,7 @@ def plot_losses(frame: pd.DataFrame, png: Path) -> list[Path]:
                 label="random-feature LS (same width)")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(part.width.unique()), [str(w) for w in sorted(part.width.unique())])
-        ax.set_yscale("log")
+        log_axis(ax)
         ax.set(title=f"{kind}, {activation}", xlabel="hidden width", ylabel="final loss L (log)" if i % 2 == 0 else "")
     handles = {}
     for ax in axes:  # one legend for all panels: every label once
@@ -58,10 +58,9 @@ def plot_losses(frame: pd.DataFrame, png: Path) -> list[Path]:
             handles.setdefault(label, h)
         if ax.get_legend():
             ax.get_legend().remove()
-    fig.legend(handles.values(), [f"depth {k}" if k.isdigit() else k for k in handles], loc="lower center",
-               ncol=3, bbox_to_anchor=(0.5, -0.02), frameon=False,
+    fig.legend(handles.values(), [f"depth {k}" if k.isdigit() else k for k in handles],
+               loc="outside lower center", ncol=3, frameon=False,
                title="lines: median certified loss per depth (a loss of 0 is drawn at 1e-10 ½‖y‖²)")
-    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return save(fig, png)
 
 
@@ -75,8 +74,8 @@ def plot_gaps(frame: pd.DataFrame, png: Path) -> list[Path]:
             gap = np.maximum(part[f"{prefix}gap"].abs(), 1e-18)
             ax.scatter(part[f"{prefix}grad_norm"].clip(lower=1e-16), gap, s=16, edgecolors="C0", label=label,
                        facecolors="C0" if filled else "none")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        log_axis(ax, "x")
+        log_axis(ax)
         ax.set(title=f"{kind}, {activation}", xlabel="‖∇L‖ (log)",
                ylabel="|L − LB| (log; 0 at 1e-18)" if i % 2 == 0 else "")
-    return finish(fig, axes, png, "L − LB → 0 as ‖∇L‖ → 0 (claim B2)", ncol=2, bottom=0.08)
+    return finish(fig, axes, png, "L − LB → 0 as ‖∇L‖ → 0 (claim B2)", ncol=2)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import seaborn as sns
 
-from globalmin.figures.style import finish, panel_grid, read_inputs, width_axis
+from globalmin.figures.style import finish, log_axis, panel_grid, read_inputs, width_axis
 
 PANELS = [("weight_movement", "weight movement ‖W_T − W_0‖_F", -0.5),
           ("flip_fraction", "fraction of ReLU signs flipped", -1 / 3),
@@ -26,7 +26,7 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
         sns.scatterplot(data=width, x="m", y=column, hue="seed", palette="colorblind", ax=ax, s=30)
         width_axis(ax, list(width.m.unique()))
         if column != "rate_ratio":
-            ax.set_yscale("log")
+            log_axis(ax)
             slope, intercept = np.polyfit(np.log(width.m), np.log(width[column]), 1)
             grid = np.geomspace(width.m.min(), width.m.max(), 20)
             ax.plot(grid, np.exp(intercept) * grid ** slope, color="black", linewidth=1)
@@ -36,4 +36,4 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
             ax.axhline(1.0, color="grey", linestyle=":")
         ax.set(title=label, xlabel="width m (log)", ylabel="")
     return finish(fig, axes, Path(outputs["out_dir"]) / "ntk.png", f"seed (depth {cfg['depth']}; black: log-log fit)",
-                  ncol=5, bottom=0.07)
+                  ncol=5)

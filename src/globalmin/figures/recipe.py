@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from globalmin.figures.style import ALGORITHM_LABELS, finish, panel_grid, read_inputs, save, setting
+from globalmin.figures.style import ALGORITHM_LABELS, finish, log_axis, panel_grid, read_inputs, save, setting
 
 METRICS = {"train_objective": "training objective\n(mean cross-entropy, log)", "test_error": "test error (%)"}
 
@@ -42,12 +42,12 @@ def plot_curves(curves: pd.DataFrame, png: Path) -> list[Path]:
             sns.lineplot(data=part, x="epoch", y=metric, hue="algorithm", style="algorithm", errorbar=("pi", 100),
                          ax=ax, hue_order=["base", "A(base)"])
             if metric == "train_objective":
-                ax.set_yscale("log")
+                log_axis(ax)
             tau = part.tau_epoch.iloc[0]
             ax.axvline(tau, color="grey", linestyle=":", linewidth=1)
             ax.text(tau, 1.0, " τ", transform=ax.get_xaxis_transform(), va="top", color="grey")
             ax.set(title=panel, xlabel="epoch", ylabel=label)
-    return finish(fig, axes, png, "algorithm (line: mean over seeds; band: range)", bottom=0.06)
+    return finish(fig, axes, png, "algorithm (line: mean over seeds; band: range)")
 
 
 def plot_phase2(curves: pd.DataFrame, png: Path) -> list[Path]:
@@ -58,12 +58,13 @@ def plot_phase2(curves: pd.DataFrame, png: Path) -> list[Path]:
                                                          seed=lambda f: f.seed.astype(str))
     panels = sorted(frame.panel.unique())
     fig, axes = panel_grid(len(panels), row_height=3.0, per_row=2)
-    for ax, panel in zip(axes, panels):
+    for i, (ax, panel) in enumerate(zip(axes, panels)):
         sns.lineplot(data=frame[frame.panel == panel], x="epoch", y="train_objective", hue="seed",
                      style="algorithm", style_order=["A(base)", "base"], units="seed", estimator=None, marker="o",
                      markersize=4, ax=ax, palette="colorblind")
-        ax.set(title=panel, xlabel="epoch", ylabel="training objective (mean cross-entropy)")
-    return finish(fig, axes, png, "seed and algorithm", ncol=4, bottom=0.12)
+        # one y label per row: the panels share the quantity, and a second label would crowd the gap between them
+        ax.set(title=panel, xlabel="epoch", ylabel="training objective\n(mean cross-entropy)" if i % 2 == 0 else "")
+    return finish(fig, axes, png)
 
 
 def plot_gap(curves: pd.DataFrame, png: Path) -> list[Path]:
@@ -82,7 +83,7 @@ def plot_gap(curves: pd.DataFrame, png: Path) -> list[Path]:
     for ax, condition in zip(axes, panels):
         sns.lineplot(data=frame[frame.condition == condition], x="epoch", y="gap_plot", hue="tau", units="seed",
                      estimator=None, ax=ax, palette="viridis", hue_order=sorted(frame.tau.unique()), linewidth=1)
-        ax.set_yscale("log")
+        log_axis(ax)
         ax.set(title=f"{condition} ({frame[frame.condition == condition].dataset.iloc[0]}, no aug)", xlabel="epoch",
                ylabel="L(W_t) − L*  (log)")
     return finish(fig, axes, png, "phase 2 from (one line per seed; gaps below 1e-12 drawn at 1e-12)", ncol=3)
@@ -108,7 +109,7 @@ def plot_sigma_min(runs: pd.DataFrame, png: Path) -> list[Path]:
         level = certs.groupby("setting")[column].median().reindex(order)
         ax.scatter(range(len(order)), level.to_numpy(), marker=marker, s=400 if marker == "_" else 40, color="black"
                    if marker == "_" else "grey", label=name, zorder=3)
-    ax.set_yscale("log")
+    log_axis(ax)
     ax.set(xlabel="", ylabel="σ_min of the features at τ (log)\n(0 drawn at 1e-20)")
     ax.tick_params(axis="x", labelsize="small")
-    return finish(fig, axes, png, ncol=3, bottom=0.1)
+    return finish(fig, axes, png, ncol=3)
