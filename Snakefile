@@ -5,7 +5,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from globalmin.config_checks import problems, schema_errors, unknown_keys, yaml_problem
+from globalmin.config_checks import coerce_strings, problems, schema_errors, unknown_keys, yaml_problem
 
 min_version("9.0")
 
@@ -21,6 +21,7 @@ configfile: "config/config.yaml"
 # then Snakemake's validation fills the defaults, then the checks a schema cannot express run: all before any job.
 SCHEMA = "workflow/schemas/config.schema.yaml"
 schema = yaml.safe_load(open(SCHEMA, encoding="utf-8"))
+coerce_strings(config, schema)  # Snakemake 9 reads recipe='{tau_fraction: 0.75}' as '0.75' (docs/running.md)
 config_problems = unknown_keys(config, schema) or schema_errors(config, schema)
 if config_problems:
     raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(config_problems))
