@@ -1,6 +1,8 @@
 # globalmin: replication of Kawaguchi & Sun's recipe A(base). `snakemake --cores all` builds report/index.html.
 # The stages live in workflow/rules/ (one file per stage, named after the module it runs), the logic in
 # src/globalmin/; rules only wire files.
+import os
+
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -15,6 +17,15 @@ if yaml_problem("config/config.yaml"):
 
 
 configfile: "config/config.yaml"
+
+
+# DVC experiments set values in params.yaml, a comment-free layer over config/config.yaml (DVC rewrites the file it
+# sets in its own layout: docs/dvc-experiments.md); --config and --configfile on the command line still win.
+if os.path.exists("params.yaml"):
+    if yaml_problem("params.yaml"):
+        raise WorkflowError(yaml_problem("params.yaml"))
+
+    configfile: "params.yaml"
 
 
 # Unknown keys and refused values get one short line each (jsonschema's own message prints the whole section),
