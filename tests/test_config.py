@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import operator
 
 import pytest
 import yaml
@@ -10,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO
-from globalmin.config_checks import problems, unknown_keys, yaml_problem
+from globalmin.config_checks import coerce_strings, problems, schema_errors, unknown_keys, yaml_problem
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -75,8 +77,6 @@ def test_unknown_keys_get_one_short_line_with_the_closest_name():
 
 
 def test_refused_values_get_one_line_each_naming_the_key():
-    from globalmin.config_checks import schema_errors
-
     config = _default()
     config["recipe"]["tau_fraction"] = 1.5
     config["train"]["lr"] = "fast"
@@ -173,3 +173,42 @@ def test_the_width_sweep_expands_into_conditions_and_reuses_a_matching_one():
         "labels": "random", "wide_width": "n/8", "loss": "squared", "optimizer": config["train"]["optimizer"],
         "lr": 0.01, "augmentation": [False], "seeds": [0]}
     assert config["experiment"]["conditions"] == ["standard", "adam", "random_labels", "random_labels_adam"]
+
+
+@pytest.mark.parametrize("path, text, expected", [
+    (("recipe", "tau_fraction"), "0.75", 0.75),      # Snakemake 9's reading of recipe='{tau_fraction: 0.75}'
+    (("train", "epochs", "plain"), "5", 5),
+    (("train", "nesterov"), "true", True),
+    (("model", "wide_width"), "32", 32),             # integer, 'n/k' or null: '32' matches no pattern, 32 is valid
+    (("model", "wide_width"), "null", None),
+    (("recipe", "noise_scale"), "1e-4", 1e-4),       # PyYAML reads 1e-4 (no dot) as a string; float() does not
+    (("model", "wide_width"), "n/2", "n/2"),         # strings the schema accepts stay strings
+    (("report", "title"), "2024", "2024"),
+    (("recipe", "certificate_scratch"), "null", "null"),  # a string or null: the string is accepted as it is
+    (("recipe", "optimum", "max_n"), "1.5e3", "1.5e3"),   # no float where the schema wants an integer
+    (("train", "lr"), "nan", "nan"),                 # no NaN, which passes every bound unnoticed
+    (("train", "lr"), "fast", "fast"),
+])
+def test_strings_are_read_as_the_type_the_schema_wants(path, text, expected):
+    config = _default()
+    *parents, last = path
+    section = functools.reduce(operator.getitem, parents, config)
+    section[last] = text
+    changed = coerce_strings(config, yaml.safe_load(open(SCHEMA)))
+    assert section[last] == expected and type(section[last]) is type(expected)
+    assert changed == ([".".join(path)] if expected != text else [])
+
+
+def test_coerced_strings_then_validate_or_fail_as_numbers():
+    schema = yaml.safe_load(open(SCHEMA))
+    config = _default()
+    config["experiment"]["seeds"] = ["0", "1"]               # --config experiment='{seeds: [0, 1]}'
+    config["conditions"]["random_labels"]["seeds"] = ["0"]
+    assert sorted(coerce_strings(config, schema)) == ["conditions.random_labels.seeds.0", "experiment.seeds.0",
+                                                      "experiment.seeds.1"]
+    assert config["experiment"]["seeds"] == [0, 1] and schema_errors(config, schema) == []
+    config["recipe"]["tau_fraction"] = "1.5"
+    coerce_strings(config, schema)
+    assert schema_errors(config, schema) == [
+        "recipe.tau_fraction = 1.5: 1.5 is greater than or equal to the maximum of 1 (exclusiveMaximum; allowed: "
+        "{'exclusiveMinimum': 0, 'exclusiveMaximum': 1, 'type': 'number'})"]

@@ -196,3 +196,48 @@ train: {{threads: 2}}
     metrics = json.loads((work / "results/runs/fashion_mnist/standard/noaug/seed0/recipe/metrics.json").read_text())
     assert metrics["n_train"] == 400 and metrics["certificate"]["n"] == 400
     assert REPO.exists()
+
+
+def test_documented_overrides_reach_the_jobs(tmp_path):
+    """docs/running.md, "Overrides": a nested --config value (Snakemake 9 passes its numbers as strings), the
+    params.yaml layer over config/config.yaml, and the command line over the layer; a refused value stops the run."""
+    work = copy_workflow(tmp_path / "overrides")
+    plan = snakemake(work, "-n", "-p", "--configfile=config/test.yaml", "--config", "recipe={tau_fraction: 0.75}")
+    said = plan.stdout + plan.stderr
+    assert plan.returncode == 0, said[-2000:]
+    assert '"tau_fraction":0.75' in said and '"tau_fraction":0.9' not in said
+    (work / "params.yaml").write_text("report:\n  title: From params.yaml\n")
+    said = snakemake(work, "-n", "-p", "--configfile=config/test.yaml").stdout
+    assert '"title":"From params.yaml"' in said
+    plan = snakemake(work, "-n", "-p", "--configfile=config/test.yaml", "--config", "report={title: From the CLI}")
+    assert '"title":"From the CLI"' in plan.stdout and "From params.yaml" not in plan.stdout
+    refused = snakemake(work, "-n", "--config", "recipe={tau_fraction: 1.5}")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "recipe.tau_fraction = 1.5: 1.5 is greater than or equal to the maximum of 1" \
+        in said and "Job stats" not in said
+
+
+@pytest.mark.parametrize("args, rules", [
+    (["--forcerun=fc_theory", "results/studies/fc_theory/claims.json"], {"fc_theory"}),
+    (["--forcerun", "fc_theory", "--", "results/studies/fc_theory/claims.json"], {"fc_theory"}),
+    (["--config=report={title: x}", "results/studies/fc_theory/claims.json"], set()),  # up to date: nothing to do
+    (["--forcerun", "train_base", "train_base_ablated", "--until", "train_base", "train_base_ablated"],
+     {"train_base", "train_base_ablated"}),  # every base run (those the tau ablation branches from are _ablated)
+])
+def test_forcerun_until_and_config_in_the_documented_forms_keep_the_target(workdir, args, rules):
+    """docs/running.md, "Overrides": `--option=value` takes one value, `--` or the next option ends a list of
+    values; the jobs planned are those of `rules` (some of them), or none where `rules` is empty."""
+    plan = snakemake(workdir, "-n", "--configfile=config/test.yaml", *args)
+    said = plan.stdout + plan.stderr
+    assert plan.returncode == 0, said[-2000:]
+    planned = set(_job_counts(said)) - {"total"} if "Job stats:" in said else set()
+    assert planned <= rules and bool(planned) == bool(rules) and (rules or "Nothing to be done" in said)
+
+
+def test_an_option_of_several_values_swallows_the_target_after_it(workdir):
+    """The hazard docs/running.md warns of: --forcerun (like --until and --configfile) takes every word up to the
+    next option, so the target becomes a rule name and Snakemake builds `all`."""
+    plan = snakemake(workdir, "-n", "--configfile=config/test.yaml", "--forcerun", "fc_theory",
+                     "results/studies/fc_theory/claims.json")
+    counts = _job_counts(plan.stdout + plan.stderr)
+    assert plan.returncode == 0 and counts["fc_theory"] == 1 and counts["report"] == 1 and counts["total"] > 1

@@ -1,14 +1,17 @@
 """Checks of the config that a JSON schema cannot express, and short messages where its own would be long.
 
-Run by the Snakefile before any job starts: a YAML syntax error names the file and line; an unknown key names
-where it is and the closest valid name (jsonschema's own message prints the whole section); the cross-key
-checks name the keys and the fix. Kept free of heavy imports (no torch) so that every `snakemake` invocation
-can afford it.
+Run by the Snakefile before any job starts: strings that Snakemake's --config makes of numbers are read back as
+numbers; a YAML syntax error names the file and line; an unknown key names where it is and the closest valid name
+(jsonschema's own message prints the whole section); the cross-key checks name the keys and the fix. Kept free of
+heavy imports (no torch) so that every `snakemake` invocation can afford it.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import math
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,45 @@ def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
                      if not isinstance(error.instance, (dict, list)) or error.validator != "additionalProperties"
                      else f"{where}: {error.message}")
     return found
+
+
+JSON_TYPES = {bool: "boolean", int: "integer", float: "number", type(None): "null", list: "array", dict: "object"}
+
+
+def _readings(text: str, types: list[str]) -> list[Any]:
+    """The values `text` may stand for that have a JSON type in `types`: its YAML reading, then int, then a finite
+    float (PyYAML reads '1e-4' as a string). An integral float is no 'integer' here (unlike in jsonschema)."""
+    found = []
+    for read in (yaml.safe_load, int, float):
+        try:
+            value = read(text)
+        except (yaml.YAMLError, ValueError):
+            continue
+        name = JSON_TYPES.get(type(value))
+        typed = name in types or (name == "integer" and "number" in types)
+        if typed and (name != "number" or math.isfinite(value)):
+            found.append(value)
+    return found
+
+
+def coerce_strings(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """Snakemake 9 reads a nested --config value as strings (recipe='{tau_fraction: 0.75}' gives '0.75'): replace,
+    in place, each string the schema refuses where it stands by its first reading of a type the schema names there
+    (an out-of-range number is then refused as a number). A string the schema accepts stays a string. Returns the
+    dotted keys it changed."""
+    import jsonschema
+
+    changed = []
+    for error in list(jsonschema.Draft202012Validator(schema).iter_errors(config)):
+        types = error.schema.get("type") if isinstance(error.schema, dict) else None
+        key = ".".join(map(str, error.absolute_path))
+        if not isinstance(error.instance, str) or types is None or not key or key in changed:
+            continue
+        for value in _readings(error.instance, [types] if isinstance(types, str) else types)[:1]:
+            *parents, last = error.absolute_path
+            functools.reduce(operator.getitem, parents, config)[last] = value
+            changed.append(key)
+    return changed
 
 
 def is_user(config: dict[str, Any], name: str) -> bool:
