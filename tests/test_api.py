@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -188,3 +190,36 @@ def test_the_optimizer_must_hold_the_head():
     model = mlp()
     with pytest.raises(RecipeError, match=r"the optimizer does not hold \['5.weight', '5.bias'\]"):
         Recipe(model, torch.optim.SGD(model[1].parameters(), lr=0.1), tau=1, cert_loader=x)
+
+
+def test_globalmin_certify_on_a_user_model_and_an_array_file(tmp_path, capsys):
+    import json
+    import sys
+
+    import numpy as np
+
+    from globalmin.cli import main
+
+    (tmp_path / "mymodel.py").write_text(
+        "import torch.nn as nn, torch\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 90), nn.Tanh(), nn.Linear(90, 3))\n"
+        "def narrow():\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 50), nn.Tanh(), nn.Linear(50, 3))\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "pts.npz", x=rng.integers(0, 256, (80, 8, 8), dtype=np.uint8), y=np.arange(80) % 3)
+    old = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        assert main(["certify", "--model", "mymodel:build", "--data", "pts.npz", "--out", "c.json"]) == 0
+        assert "rank n certified" in capsys.readouterr().out
+        record = json.loads((tmp_path / "c.json").read_text())
+        assert record["n"] == 80 and record["m_H"] == 90 and record["full_rank"]  # every point of a file without a split
+        assert main(["certify", "--model", "mymodel:narrow", "--data", "pts.npz"]) == 0
+        assert "NOT certified" in capsys.readouterr().out  # 50 features, 80 points
+        assert main(["certify", "--model", "mymodel:missing", "--data", "pts.npz"]) == 1
+    finally:
+        os.chdir(old)
+        sys.modules.pop("mymodel", None)

@@ -174,3 +174,35 @@ def test_the_gpu_bf16_path_runs_here_and_leaves_states_float32_and_the_certifica
     assert optima[0]["start_objective"] == optima[1]["start_objective"]  # the perturbed head at tau, in float64
     assert bf16["final"]["train_objective"] != main["final"]["train_objective"]
     assert read_json(tmp_path / "recipe" / "certificate.json") == read_json(out / "recipe" / "certificate.json")
+
+
+def test_a_tau_state_another_run_wrote_is_refused_naming_both(runs, digits_file, tmp_path):
+    out, base, *_ = runs
+    state = out / "base" / "tau_state.pt"
+    for expect in ({"run_id": "digits/standard/noaug/seed1/base", "config_hash": base["config_hash"]},
+                   {"run_id": base["run_id"], "config_hash": "0" * 64}):
+        with pytest.raises(runfiles.CheckpointError, match=f"tau-state {state} belongs to run {base['run_id']} "
+                                                           f".*not to {expect['run_id']}"):
+            recipe.run({**RECIPE, "expect": expect}, {"data": digits_file, "tau_states": [state]},
+                       {"run_dirs": [tmp_path / "r"]})
+    assert not (tmp_path / "r").exists()  # refused before any work
+
+
+def test_aggregate_names_a_copied_or_duplicated_metrics_file(runs, tmp_path):
+    import shutil
+
+    from globalmin.runs_table import collect_runs
+    from globalmin.runinfo import UserError
+
+    out, base, main, _ = runs
+    folders = {}
+    for seed in (3, 1):  # seed 1's folder holds seed 3's files: copied from another run
+        folder = tmp_path / "results" / "runs" / "digits" / "standard" / "noaug" / f"seed{seed}" / "recipe"
+        shutil.copytree(out / "recipe", folder)
+        folders[seed] = folder
+    collect_runs([folders[3] / "metrics.json"])  # in its own folder: accepted
+    with pytest.raises(UserError, match=r"seed1/recipe/metrics.json holds run digits/standard/noaug/seed3/recipe, not "
+                                        r"digits/standard/noaug/seed1/recipe"):
+        collect_runs([folders[3] / "metrics.json", folders[1] / "metrics.json"])
+    with pytest.raises(UserError, match="run digits/standard/noaug/seed3/recipe appears twice: .* and .*"):
+        collect_runs([folders[3] / "metrics.json", out / "recipe" / "metrics.json"])

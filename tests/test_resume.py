@@ -112,10 +112,12 @@ def test_resume_file_of_another_config_or_cut_short_is_not_trusted(digits_file, 
     assert train_base(digits_file, tmp_path / "b", 0, False, TINY_MODEL, cfg, 0.5)["final"] == reference
     assert "ignoring unreadable" in caplog.text
     other = {**TINY_MODEL, "wide_activation": "softplus"}
-    state = {"fingerprint": "not this run", "iteration": 21}
+    state = {"fingerprint": "not this run", "iteration": 21, "run_id": "digits/standard/noaug/seed7/base"}
     torch.save(state, tmp_path / "b" / runfiles.RESUME_FILE)
     train_base(digits_file, tmp_path / "b", 0, False, other, cfg, 0.5)
-    assert "different config or run" in caplog.text
+    # refused, naming both runs
+    assert ("digits/standard/noaug/seed0/base: not resuming from" in caplog.text
+            and "written by run digits/standard/noaug/seed7/base with another config" in caplog.text)
 
 
 def test_resume_file_is_written_at_most_every_resume_seconds(tmp_path, monkeypatch):

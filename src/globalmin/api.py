@@ -65,6 +65,7 @@ class Certificate:
     method: str
     sigma_min_lower_bound: float | None = None  # QR: the rigorous bound 1 / ||R^-1||_F that decides full_rank
     rank_float32: int | None = None  # the rank at float32's tolerance (what float32 training can resolve)
+    full_rank_float32: bool | None = None  # rank n at float32's tolerance
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Certificate":
@@ -72,7 +73,7 @@ class Certificate:
         return cls(n=record["n"], m_H=record["m"], sigma_min=record["sigma_min"], sigma_max=record["sigma_max"],
                    tolerance=record["tolerance"], rank=record.get("rank"), full_rank=bool(record["full_rank"]),
                    method=record["method"], sigma_min_lower_bound=record.get("sigma_min_lower_bound"),
-                   rank_float32=record.get("rank_float32"))
+                   rank_float32=record.get("rank_float32"), full_rank_float32=record.get("full_rank_float32"))
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dictionary (JSON-ready)."""
@@ -363,7 +364,8 @@ def load_model(spec: str) -> tuple[nn.Module, dict[str, Any]]:
 
 def load_inputs(path: str, record: dict[str, Any]) -> torch.Tensor:
     """The un-augmented training inputs to certify on, in [0, 1]: a prepared data file (the run's own split and
-    subset when the model is a run's), your own .npz file or image folder."""
+    subset when the model is a run's), or your own .npz file or image folder (its training part, or every point of
+    one without a train/test split)."""
     from globalmin import data as datamod
 
     if Path(path).suffix == ".pt":

@@ -20,8 +20,8 @@ labels exactly when A = [features, 1] has rank n. This is the experiment in whic
 outcome (docs/science.md): cross-entropy's infimum is 0 as soon as the features separate the classes, which
 needs less than rank n.
 
-Solver (cross-entropy): scipy's L-BFGS in the basis of A's right singular vectors, each coordinate scaled by the curvature
-there (s_j^2 / (4 n) + wd). In the raw coordinates the Hessian's condition number is about s_max^2 / (4 n wd),
+Solver (cross-entropy): scipy's L-BFGS in the basis of A's right singular vectors, each coordinate scaled by the
+curvature there (s_j^2 / (4 n) + wd). In the raw coordinates the Hessian's condition number is about s_max^2 / (4 n wd),
 about 10^5 on digits, and L-BFGS needs tens of thousands of iterations; scaled, a few hundred. Directions
 below the numerical-rank tolerance of A (NumPy's matrix_rank rule) carry only rounding noise and are dropped.
 """

@@ -124,7 +124,13 @@ def r6_sweep(sweep: pd.DataFrame, evidence: list[str]) -> dict[str, Any]:
     certified = squared.cert_full_rank.astype(bool)
     agree = fits == certified
     ce = sweep[(sweep.sweep_loss == "cross_entropy") & sweep.p2_infimum_kind.notna()]
+    # why a certified width may still not fit: weight decay keeps the head out of every direction whose singular
+    # value s has s^2 << n wd, and trained features' sigma_min is far below sigma_max
+    weight = (squared.cert_sigma_min ** 2 / (squared.n_train * squared.p2_weight_decay)) if (
+        "p2_weight_decay" in squared) else pd.Series(dtype=float)
     measured = {"runs": len(squared), "certified": int(certified.sum()), "agree": int(agree.sum()),
+                "max_sigma_min_squared_over_n_wd_certified": (float(weight[certified].max())
+                                                              if certified.any() and weight.notna().any() else None),
                 "points": [{"m_H_over_n": float(r.width_ratio), "seed": int(r.seed), "certified": bool(c),
                             "optimum_train_error": float(r.p2_optimum_train_error)}
                            for (_, r), c in zip(squared.iterrows(), certified)],
@@ -140,8 +146,10 @@ def r6_sweep(sweep: pd.DataFrame, evidence: list[str]) -> dict[str, Any]:
              "supported when the phase-2 optimum (base's weight decay, solved exactly) has 0% training error at "
              "every certified width and a positive one at every uncertified width; not supported when a certified "
              "width does not fit or an uncertified one does; inconclusive without such runs or when every width is "
-             "certified or none is (the sweep then tests nothing). Under cross-entropy rank n is sufficient, not "
-             "necessary: widths whose infimum is 0 without rank n are counted beside")
+             "certified or none is (the sweep then tests nothing). Beside it, sigma_min^2 / (n wd) at the certified "
+             "widths: below 1, base's weight decay outweighs the smallest feature direction, and the regularised "
+             "optimum need not fit even with rank n. Under cross-entropy rank n is sufficient, not necessary: widths "
+             "whose infimum is 0 without rank n are counted beside")
 
 
 def condition_checks(runs: pd.DataFrame, sweep: pd.DataFrame, evidence: list[str]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from globalmin.runinfo import UserError, read_json
 
 CERT_FIELDS = ("sigma_min", "sigma_max", "rank", "full_rank", "tolerance", "n", "m_H", "rank_float32",
                "full_rank_float32", "sigma_min_lower_bound")
-PHASE2_FIELDS = ("computed", "loss", "optimum_objective", "optimum_error_bound", "optimum_converged",
+PHASE2_FIELDS = ("computed", "loss", "weight_decay", "optimum_objective", "optimum_error_bound", "optimum_converged",
                  "optimum_train_error", "optimum_loss", "optimum_test_error", "gap_at_tau", "gap_final", "gap_ratio")
 HORIZON_FIELDS = ("epochs", "iterations", "lr", "gap_at_horizon", "gap_ratio", "rate_per_epoch", "loss_at_horizon",
                   "train_error_at_horizon")
@@ -82,8 +82,8 @@ def collect_runs(metrics_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
         seen[m["run_id"]] = path
         row = run_row(m, path)
         runs.append(row)
-        keys = ("dataset", "condition", "augment", "tau_epoch", "tau_fraction", "tau_ablation", "base", "loss",
-                "m_H", "n_train")
+        keys = ("dataset", "condition", "labels", "augment", "tau_epoch", "tau_fraction", "tau_ablation", "base",
+                "loss", "m_H", "n_train")
         curve = pd.read_csv(path.with_name("curve.csv"))
         curves.append(curve.assign(**{k: row[k] for k in keys}))
         if path.with_name("horizon.csv").exists():

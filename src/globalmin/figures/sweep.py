@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from globalmin.figures.style import finish, panel_grid, save
+from globalmin.figures.style import finish, log_axis, panel_grid, save
 
 FLOOR = 1e-12  # an infimum of 0 is drawn here on the log axis
 LOSS_LABELS = {"cross_entropy": "cross-entropy", "squared": "squared loss"}
@@ -55,9 +55,10 @@ def plot_infimum(frame: pd.DataFrame, png: Path) -> list[Path]:
                                                                                      "not certified": "X"},
                         hue_order=list(LOSS_LABELS.values()), palette="colorblind", s=60, ax=ax)
         ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
-        ax.set(xscale="log", yscale="log", title=f"base = {base}", xlabel="m_H / n",
-               ylabel=f"infimum without weight decay\n(0 drawn at {FLOOR:g})")
-    return finish(fig, axes, png, None, ncol=4, bottom=0.14)
+        log_axis(ax, "x")
+        log_axis(ax, "y")
+        ax.set(title=f"base = {base}", xlabel="m_H / n", ylabel=f"infimum without weight decay\n(0 drawn at {FLOOR:g})")
+    return finish(fig, axes, png, None, ncol=4)
 
 
 def plot_horizon(frame: pd.DataFrame, horizon: pd.DataFrame, png: Path) -> list[Path]:
@@ -76,9 +77,10 @@ def plot_horizon(frame: pd.DataFrame, horizon: pd.DataFrame, png: Path) -> list[
         sns.lineplot(data=part[part.loss_label == label], x="horizon_epoch", y="loss_plot", hue="ratio",
                      style="certified", style_order=["rank n certified", "not certified"], units="run_id",
                      estimator=None, palette="viridis", ax=ax)
-        ax.set(xscale="log", yscale="log", title=label, xlabel="epochs past T",
-               ylabel="training loss\n(no weight decay)")
-    return finish(fig, axes, png, "m_H / n and certificate", ncol=4, bottom=0.2)
+        log_axis(ax, "x")
+        log_axis(ax, "y")
+        ax.set(title=label, xlabel="epochs past T", ylabel="training loss\n(no weight decay)" if ax is axes[0] else "")
+    return finish(fig, axes, png, "m_H / n and certificate", ncol=4)
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> list[Path]:
