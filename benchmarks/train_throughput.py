@@ -43,11 +43,11 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from globalmin import api, recipe
 from globalmin import data as datamod
-from globalmin import recipe
 from globalmin.models import init_model
 from globalmin.runinfo import device_name, limit_threads, read_json
-from globalmin.train import Batches, make_optimizer, make_schedule, sgd_step, speed_for
+from globalmin.train import Batches, base_step, make_optimizer, make_schedule, speed_for
 from workspace import machine, save_json  # noqa: E402  (benchmarks/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def sync(device: torch.device) -> None:
 
 
 def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
-    """The project's training step (train.Batches + train.sgd_step with the config's device settings)."""
+    """The project's training step (train.Batches + train.base_step with the config's device settings)."""
     if train_cfg.get("compile", "none") != "none":
         import torch._dynamo  # only here: the project's training jobs never import it (README, "Speed")
 
@@ -87,7 +87,7 @@ def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -
     speed = speed_for(train_cfg, device)
     schedule = make_schedule(data.n_train, BATCH, 1000, 0.9)
     batches = Batches(0, data, BATCH, schedule, None, speed.memory_format)
-    step = sgd_step(speed.prepare(model), make_optimizer(list(model.parameters()), train_cfg), batches, speed)
+    step = base_step(speed.prepare(model), make_optimizer(model.parameters(), train_cfg), batches, speed)
     return lambda it: step(it, 0.01), model_flops(model, data)
 
 
@@ -270,8 +270,8 @@ def plain_run(data: datamod.Prepared, model_cfg: dict[str, Any], train_cfg: dict
     """A plain training run over iterations [start, stop), evaluating every epoch; from `phase2_from` on, A(base)'s
     phase 2 (batch norm fixed, the wide layer perturbed, only the head trained, the whole network run forward)."""
     model = model or init_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train, seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=train_cfg["lr"], momentum=train_cfg["momentum"],
-                                weight_decay=train_cfg["weight_decay"])
+    sgd = {k: v for k, v in train_cfg["optimizer"].items() if k != "name"}  # the config's SGD settings
+    optimizer = torch.optim.SGD(model.parameters(), lr=train_cfg["lr"], **sgd)
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=train_cfg["batch_size"],
                         shuffle=True, generator=torch.Generator().manual_seed(seed))
     ipe, milestone = len(loader), train_cfg["milestones"]["plain"][0]
@@ -280,11 +280,10 @@ def plain_run(data: datamod.Prepared, model_cfg: dict[str, Any], train_cfg: dict
         for x, y in loader:
             if it == phase2_from:
                 model.eval()
-                recipe.perturb(model, "wide", 1e-3, seed)
+                api.perturb(model, ["wide.weight", "wide.bias"], 1e-3, seed)
                 for name, p in model.named_parameters():
                     p.requires_grad_(name.startswith("head"))
-                optimizer = torch.optim.SGD(model.head.parameters(), lr=train_cfg["lr"],
-                                            momentum=train_cfg["momentum"], weight_decay=train_cfg["weight_decay"])
+                optimizer = torch.optim.SGD(model.head.parameters(), lr=train_cfg["lr"], **sgd)
             for group in optimizer.param_groups:
                 group["lr"] = train_cfg["lr"] * (0.1 if it // ipe >= milestone else 1.0)
             loss = F.cross_entropy(model(x), y)
@@ -335,7 +334,7 @@ def pair_job(name: str, data_path: str, out: str) -> dict[str, float]:
         from globalmin import base, train
 
         train.Loop.run = timed(train.Loop.run)
-        recipe.cached_features = timed(recipe.cached_features)
+        recipe.cached = timed(recipe.cached)
         base.run({**pair_settings(), "seed": 0, "augment": False}, {"data": data_path}, {"run_dir": f"{out}/base"})
         recipe.run({**recipe_settings(), "threads": 1}, {"data": data_path, "tau_states": [f"{out}/base/tau_state.pt"]},
                    {"run_dirs": [f"{out}/recipe"]})
@@ -360,13 +359,15 @@ def pair_job(name: str, data_path: str, out: str) -> dict[str, float]:
 def pair_settings() -> dict[str, Any]:
     """train-base's settings for the default config's standard run."""
     return {"model": CONFIG["model"], "train": CONFIG["train"], "tau_fraction": CONFIG["recipe"]["tau_fraction"],
-            "ablation": [], "condition": {"name": "standard", "labels": "dataset", "label_seed": 0},
+            "ablation": [], "condition": {"name": "standard", "labels": "dataset", "label_seed": None,
+                                          "loss": "cross_entropy"},
             "certificate": {"method": "auto", "scratch": None}}
 
 
 def recipe_settings() -> dict[str, Any]:
-    """train-recipe's settings (the default recipe section)."""
-    return {k: v for k, v in CONFIG["recipe"].items() if k != "tau_ablation"}
+    """train-recipe's settings (the default recipe section), without phase 2's continuation past T (the plain loop
+    has none; it is measured work of its own, not the pair's)."""
+    return {**{k: v for k, v in CONFIG["recipe"].items() if k != "tau_ablation"}, "horizon": {"epochs": 0, "lr": None}}
 
 
 def run_pair(repeats: int) -> dict[str, Any]:

@@ -214,7 +214,7 @@ class Recipe:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, tau: int, cert_loader: Any, *,
                  wide: str | None = None, head: str | None = None, trains: str = "head", noise_on: str = "wide",
                  noise_scale: float = 1e-3, seed: int = 0, method: str = "auto", scratch: str | Path | None = None,
-                 batch_size: int = 1024, certify_unperturbed: bool = False):
+                 batch_size: int = 1024, certify_unperturbed: bool = False, keep_features: bool = False):
         if isinstance(model, nn.parallel.DistributedDataParallel):
             raise RecipeError("DistributedDataParallel is not supported yet: run the Recipe on one process")
         if trains not in TRAINS or noise_on not in NOISE_ON:
@@ -225,7 +225,8 @@ class Recipe:
         self.model, self.optimizer, self.tau, self.cert_loader = model, optimizer, int(tau), cert_loader
         self.trains, self.noise_on, self.noise_scale, self.seed = trains, noise_on, noise_scale, seed
         self.method, self.scratch, self.batch_size = method, scratch, batch_size
-        self.certify_unperturbed = certify_unperturbed
+        self.certify_unperturbed, self.keep_features = certify_unperturbed, keep_features
+        self.features: torch.Tensor | None = None  # the perturbed features at tau (float64), with keep_features
         self.layers = locate(model, first_batch(cert_loader), wide, head)
         self.iteration, self.switched = 0, False
         self.certificate: Certificate | None = None
@@ -270,15 +271,22 @@ class Recipe:
         if self.certify_unperturbed:
             self.certificate_unperturbed = self.certify()
         self.perturbed = perturb(self.model, self.noise_names(), self.noise_scale, self.seed)
-        self.certificate = self.certify()
+        self.certificate = self.certify(keep=self.keep_features)
         self._freeze()
         self.switched = True
         return self.certificate
 
-    def certify(self) -> Certificate:
-        """The certificate of the model's features now, on the certificate's inputs."""
-        return certify_model(self.model, self.cert_loader, self.layers.head, self.method, self.batch_size,
-                             self.scratch)
+    def certify(self, keep: bool = False) -> Certificate:
+        """The certificate of the model's features now, on the certificate's inputs; with `keep`, the float64 feature
+        matrix stays in `self.features` (a copy where the QR factorises it in place: twice Phi's memory)."""
+        if not keep:
+            return certify_model(self.model, self.cert_loader, self.layers.head, self.method, self.batch_size,
+                                 self.scratch)
+        phi = cert.feature_matrix(self.model, self.cert_loader, self.batch_size, self.scratch, head=self.layers.head)
+        method = cert.choose_method(len(phi), self.method)
+        self.features = phi.clone() if method == "qr" else phi
+        return Certificate.from_record(cert.certify_qr(phi, overwrite=True) if method == "qr" else
+                                       cert.certify_svd(phi.cpu()))
 
     def _pin(self) -> None:
         if not self._hooks:

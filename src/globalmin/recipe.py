@@ -125,7 +125,8 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     recipe = Recipe(model, optimizer, schedule.tau, data.x_train, wide="wide", head="head",
                     trains=recipe_cfg["phase2_trains"], noise_on=recipe_cfg["noise_on"],
                     noise_scale=recipe_cfg["noise_scale"], seed=seed, method=recipe_cfg["certificate_method"],
-                    scratch=recipe_cfg.get("certificate_scratch"), batch_size=batch, certify_unperturbed=True)
+                    scratch=recipe_cfg.get("certificate_scratch"), batch_size=batch, certify_unperturbed=True,
+                    keep_features=wants_optimum(recipe_cfg, augmented, data.n_train))
     resume = Resume(out_dir, rid, {"tau_state": {k: state.get(k) for k in ("run_id", "iteration", "config",
                                                                            "config_hash")},
                                    "recipe": recipe_cfg}, train_cfg.get("resume_seconds"))
@@ -175,7 +176,7 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
                            test_features if test_features is not None else data.x_test, batch).cpu()
                    != resume.extra["base_predictions"]).sum())
     problem, rows = phase2_problem(model, data, loop, heads, recipe_cfg, train_cfg, augmented, batch, loss,
-                                   train_features)
+                                   train_features, test_features, recipe.features)
     write_text(out_dir / "horizon.csv", rows_to_csv(rows) if rows else "epoch\n")
     meta = {"run_id": rid, "algorithm": "recipe", "tau_fraction": tau_fraction, "tau_ablation": ablation,
             "dataset": data.name, "condition": condition, "augment": augmented, "seed": seed,
@@ -187,9 +188,16 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     return finish(model, loop, out_dir, meta, device, resume)
 
 
+def wants_optimum(recipe_cfg: dict[str, Any], augmented: bool, n: int) -> bool:
+    """Whether phase 2's problem can be solved for this run (head only, no augmentation, n <= max_n): then the
+    switch keeps the float64 features it certifies, instead of a second float64 pass for the solver."""
+    return not augmented and recipe_cfg["phase2_trains"] == "head" and n <= recipe_cfg["optimum"]["max_n"]
+
+
 def phase2_problem(model: WideHeadResNet, data: Any, loop: Loop, heads: list[torch.Tensor],
                    recipe_cfg: dict[str, Any], train_cfg: dict[str, Any], augmented: bool, batch: int, loss: str,
-                   train_features: torch.Tensor | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                   train_features: torch.Tensor | None, test_features: torch.Tensor | None = None,
+                   phi: torch.Tensor | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Phase 2's convex problem on the float64 features: L*, each curve row's gap L(W_t) - L* (added to the rows),
     the unregularised infimum, and phase 2 continued past T (its rows, for horizon.csv). Only for head-only
     phase 2 without augmentation, n <= max_n and an optimizer whose weight decay is an L2 term."""
@@ -202,8 +210,9 @@ def phase2_problem(model: WideHeadResNet, data: Any, loop: Loop, heads: list[tor
            "the exact optimum needs weight decay > 0 (a strongly convex problem)" if weight_decay <= 0 else None)
     if why is not None:
         return {"computed": False, "why": why}, []
-    phi = feature_matrix(model, data.x_train, batch, head="head").cpu().numpy()
-    problem = optimum.Problem(phi, data.y_train.cpu().numpy(), data.classes, weight_decay, loss)
+    if phi is None:  # a resumed run: the switch's features are gone, computed again
+        phi = feature_matrix(model, data.x_train, batch, head="head")
+    problem = optimum.Problem(phi.cpu().numpy(), data.y_train.cpu().numpy(), data.classes, weight_decay, loss)
     final, start = heads[-1].numpy(), heads[0].numpy()
     best = optimum.solve(problem, final, settings["max_iterations"], settings["error_bound"])
     infimum = optimum.infimum_unregularised(problem, final, settings["max_iterations"],
@@ -212,7 +221,10 @@ def phase2_problem(model: WideHeadResNet, data: Any, loop: Loop, heads: list[tor
         w = head.numpy()
         row.update(objective64=problem.objective(w), gap=problem.objective(w) - best["objective"],
                    loss64=problem.loss(w))
-    phi_test = feature_matrix(model, data.x_test, batch, head="head").cpu().numpy()
+    # the optimum's test error on the cached float32 test features, in float64 arithmetic: the float64 test
+    # features would cost a float64 pass over the test set for the same test error (argmax) up to rounding
+    phi_test = (test_features if test_features is not None else cached(model, data.x_test, batch)).double()
+    phi_test = phi_test.cpu().numpy()
     gap_tau, gap_final = loop.rows[0]["gap"], loop.rows[-1]["gap"]
     summary = {"computed": True, "loss": loss, "weight_decay": weight_decay, "rank_features_and_bias": problem.rank,
                "optimum_objective": best["objective"], "optimum_error_bound": best["error_bound"],
