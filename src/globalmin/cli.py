@@ -144,6 +144,11 @@ COMMANDS: dict[str, Command] = {
         Option("--data", INPUT, "prepared data files of the image data kinds", {"nargs": "*", "default": []}),
         Option("--config", CONFIG, "the local_minima config section as JSON", JSON_REQ, key="settings"),
         Option("--out-dir", OUTPUT, "the study's folder (results/studies/local_minima)", REQ)]),
+    "watch": Command("globalmin.watch", "Show every training run's progress (epoch, images/s, time left) while "
+                     "`snakemake` runs, refreshing until the jobs end; curves: tensorboard --logdir logs/tensorboard.", [
+        Option("--logs", INPUT, "the folder the runs write under (default $GLOBALMIN_LOGS or logs)", {"default": None}),
+        Option("--interval", CONFIG, "seconds between refreshes", {"type": float, "default": 2.0}),
+        Option("--once", CONFIG, "print the table once and leave", {"action": "store_true"})]),
     "claims": Command("globalmin.claims", "Merge the claims fragments into one ledger (claims, instrument checks).", [
         Option("--fragments", INPUT, "claims.json fragments of every stage", {"required": True, "nargs": "+"}),
         Option("--out", OUTPUT, "the merged ledger (results/claims.json)", REQ)]),
