@@ -6,6 +6,7 @@ wide layer's width m_H set per size, and reads that process's peak resident memo
 which counts every page the job touched: what the machine must have). The estimate comes from the same config
 through globalmin.resources. Also recorded: the peak of a process that only imports what a training job imports
 (resources.RUNTIME_BYTES bounds it). Linux only.
+Writes the record to benchmarks/results/ and its table into docs/troubleshooting.md (the job-memory block).
 Usage: python benchmarks/job_memory.py [--widths 2000 8000 20000] [--out FILE]
 """
 
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from workspace import machine, save_json
+from workspace import machine, save_json, write_doc_block
 
 REPO = Path(__file__).resolve().parents[1]
 # runs a command through globalmin.cli.main and prints its peak RSS last: VmHWM (KiB), the high-water mark of
@@ -85,6 +86,25 @@ def runtime_peak() -> int:
     return int(out.split("PEAK_KIB")[-1].split()[0]) * 1024
 
 
+def table(record: dict) -> str:
+    """The record as the Markdown table docs/troubleshooting.md shows."""
+    mib = 2 ** 20
+    intro = (f"Measured by `benchmarks/job_memory.py` (benchmarks/results/{Path(record['file']).name}; "
+             f"{record['machine']['cpus']} CPUs, torch {record['torch']}): a process that only imports a training "
+             f"job's modules peaks at {record['runtime_bytes'] / mib:.0f} MiB (the estimate allows "
+             f"{record['runtime_allowance_bytes'] / mib:.0f} MiB).")
+    header = ("| n | m_H | augmentation | job | measured peak (MiB) | estimate (MiB) | estimate / measured | "
+              "phase of the estimate's peak |")
+    lines = [intro, "", header, "|---|---|---|---|---|---|---|---|"]
+    for row in record["rows"]:
+        for kind in ("train-base", "train-recipe"):
+            r = row[kind]
+            lines.append(f"| {row['n']} | {row['m_H']} | {'yes' if row['augmented'] else 'no'} | {kind} | "
+                         f"{r['measured_bytes'] / mib:.0f} | {r['estimated_bytes'] / mib:.0f} | "
+                         f"{r['estimate_over_measured']:.2f} | {r['estimated_phase']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Measure every (width, augmentation); print and record the table."""
     from globalmin import data as datamod
@@ -102,10 +122,15 @@ def main() -> None:
             for augmented in (False, True):
                 rows.append(measure(config_for(m, augmented), data, Path(tmp) / f"m{m}-{augmented}"))
                 print(json.dumps(rows[-1]), flush=True)
+    import torch
+
     record = {"what": __doc__.splitlines()[0], "method": " ".join(__doc__.split("\n\n")[1].split()),
-              "machine": machine(), "runtime_bytes": runtime_peak(), "runtime_allowance_bytes": resources.RUNTIME_BYTES,
+              "machine": machine(), "torch": torch.__version__, "file": str(Path(args.out).name),
+              "runtime_bytes": runtime_peak(), "runtime_allowance_bytes": resources.RUNTIME_BYTES,
               "stated_factor": resources.RSS_FACTOR, "rows": rows}
     print(f"wrote {save_json(copy.deepcopy(record), args.out)}")
+    if Path(args.out).parent == REPO / "benchmarks" / "results":
+        print(f"wrote {write_doc_block(REPO / 'docs' / 'troubleshooting.md', 'job-memory', table(record))}")
 
 
 if __name__ == "__main__":

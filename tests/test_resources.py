@@ -125,3 +125,15 @@ def test_the_dry_run_refuses_it_in_one_line_before_any_job(tmp_path):
     said = plan.stdout + plan.stderr
     assert plan.returncode != 0 and "Traceback" not in said and "train_base" not in said
     assert "- model.wide_width = 100000000: train-" in said and "needs about" in said
+
+
+def test_the_troubleshooting_page_shows_the_recorded_measurements():
+    import json
+
+    bench = load_benchmark("job_memory.py")
+    record = json.loads((REPO / "benchmarks" / "results" / "job-memory-cpu-2core.json").read_text())
+    page = (REPO / "docs" / "troubleshooting.md").read_text()
+    assert f"<!-- job-memory -->\n{bench.table(record)}\n<!-- /job-memory -->" in page
+    for row in record["rows"]:  # the recorded runs obey the bound the test states
+        for kind in ("train-base", "train-recipe"):
+            assert 1 <= row[kind]["estimate_over_measured"] <= resources.RSS_FACTOR, row

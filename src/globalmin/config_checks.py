@@ -257,18 +257,16 @@ def value_of(config: dict[str, Any], key: str) -> Any:
 
 
 def over_limits(config: dict[str, Any]) -> list[tuple[resources.Job, bool, int, str, list, int, str]]:
-    """Every (job, on the GPU, peak, phase, parts, limit, limit's name) whose estimate exceeds its limit."""
-    host, gpu = host_limit(config), None
+    """Every (job, on the GPU, peak, phase, parts, limit, limit's name) whose estimate exceeds its limit; a GPU
+    job's device memory is checked only where nvidia-smi tells the GPU's."""
+    jobs = resources.jobs(config)
+    limits = {False: host_limit(config), True: gpu_limit(config) if any(j.gpu for j in jobs) else None}
     found = []
-    for job in resources.jobs(config):
+    for job in jobs:
         for device in ((False, True) if job.gpu else (False,)):
-            limit = host if not device else gpu or gpu_limit(config)
-            if limit is None:
-                continue
-            gpu = limit if device else gpu
             peak, phase, parts = job.peak(device)
-            if peak > limit[0]:
-                found.append((job, device, peak, phase, parts, *limit))
+            if limits[device] is not None and peak > limits[device][0]:
+                found.append((job, device, peak, phase, parts, *limits[device]))
     return found
 
 
