@@ -284,7 +284,8 @@ def memory_problems(config: dict[str, Any]) -> list[str]:
     lines = []
     for key, (job, peak, phase, largest, limit, name) in worst.items():
         value = value_of(config, key)
-        shown = f"{key} = {value}" if value is not None else key
+        shown = f"{key} = {value}" if value is not None else (
+            f"{key} = null (m_H = n)" if key.endswith("wide_width") else key)
         more = f" ({counts[key] - 1} more job(s) too)" if counts[key] > 1 else ""
         lines.append(f"{shown}: {job.kind} {job.label} needs about {size(peak)} at its peak ({phase}; largest part: "
                      f"{largest.what}, {size(largest.nbytes)}), more than the {size(limit)} of {name}{more}; "

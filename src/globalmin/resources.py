@@ -234,7 +234,7 @@ def certificate_phases(run: Run, resident: list[Part], method: str, scratch: boo
     Phi, scipy's gesdd work) or the in-place QR (LAPACK's and the estimates' working rows, measured in
     benchmarks/results/certificate-memory-cpu-2core.json; the blocked path's chunks and panel)."""
     n, m = run.n, run.m
-    shadow = Part("float64 copy of the model", "model.wide_width", 3 * F32 * run.net.params)
+    shadow = Part("float64 copy of the model", run.width_key, 3 * F32 * run.net.params)
     phi = [] if scratch and method == "qr" else phi_parts(run)
     build = resident + phi + [shadow] + activation_parts(run, F64, eval_only=True)
     if method == "svd":
