@@ -1,6 +1,6 @@
 """What the benchmarks share: a clean copy of the workflow for those that run it (tests/conftest.py uses it too),
 what a record says of the machine, where and how a benchmark's record is written, and this process's memory as
-Linux reports it."""
+Linux reports it, and the blocks of docs pages that show what a benchmark measured."""
 
 from __future__ import annotations
 
@@ -57,3 +57,15 @@ def status_bytes(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+
+
+def write_doc_block(page: str | Path, name: str, text: str) -> Path:
+    """Replace what lies between `<!-- NAME -->` and `<!-- /NAME -->` in a docs page with `text`: the numbers a
+    page shows are written there by the benchmark that measured them, never typed."""
+    path = Path(page)
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    page_text = path.read_text(encoding="utf-8")
+    if start not in page_text or end not in page_text:
+        raise SystemExit(f"{path} has no {start} ... {end} block to write into")
+    before, rest = page_text.split(start, 1)
+    return write_text(path, f"{before}{start}\n{text.strip()}\n{end}{rest.split(end, 1)[1]}")

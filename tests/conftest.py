@@ -45,6 +45,17 @@ def train_recipe(data_file: Path, tau_state: Path, out: Path, recipe_cfg: dict[s
     return recipe.run(recipe_cfg or RECIPE, {"data": data_file, "tau_states": [tau_state]}, {"run_dirs": [out]})[0]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def logs_outside_the_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Training runs write their watch status and curves under $GLOBALMIN_LOGS (default: ./logs, the repository
+    when the tests run there): a temporary folder for the whole session instead (subprocesses inherit it)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("logs")
+    os.environ["GLOBALMIN_LOGS"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def digits_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """scikit-learn's digits, prepared with the default split."""

@@ -288,8 +288,9 @@ def test_second_invocation_has_nothing_to_do(slurm_run):
 @pytest.mark.skipif(not HAS_PLUGIN, reason=NO_PLUGIN)
 def test_paper_plan_requests_gpus_for_training(tmp_path):
     work = copy_workflow(tmp_path)
-    plan = subprocess.run(["snakemake", "--profile", "profiles/slurm", "-n", "--configfile", "config/paper.yaml"],
-                          cwd=work, capture_output=True, text=True, timeout=300)
+    (work / "paper-machine.yaml").write_text("resources: {memory_gb: 64}\n")  # the nodes' memory: 46 GiB on a CPU
+    plan = subprocess.run(["snakemake", "--profile", "profiles/slurm", "-n", "--configfile", "config/paper.yaml",
+                           "paper-machine.yaml"], cwd=work, capture_output=True, text=True, timeout=300)
     said = plan.stdout + plan.stderr
     assert plan.returncode == 0, said[-2000:]
     blocks = re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", said, re.M)

@@ -169,6 +169,11 @@ COMMANDS: dict[str, Command] = {
         Option("--batch-size", CONFIG, "inputs per forward pass", {"type": int, "default": 1024}),
         Option("--scratch", CONFIG, "folder for an on-disk feature matrix (qr out of core)", {"default": None}),
         Option("--out", OUTPUT, "the certificate as JSON (optional)", {"default": None})], entry="certify_command"),
+    "watch": Command("globalmin.watch", "Show every training run's progress (epoch, images/s, time left) while "
+                     "`snakemake` runs, refreshing until the jobs end; curves: tensorboard --logdir logs/tensorboard.", [
+        Option("--logs", INPUT, "the folder the runs write under (default $GLOBALMIN_LOGS or logs)", {"default": None}),
+        Option("--interval", CONFIG, "seconds between refreshes", {"type": float, "default": 2.0}),
+        Option("--once", CONFIG, "print the table once and leave", {"action": "store_true"})]),
     "claims": Command("globalmin.claims", "Merge the claims fragments into one ledger (claims, instrument checks).", [
         Option("--fragments", INPUT, "claims.json fragments of every stage", {"required": True, "nargs": "+"}),
         Option("--out", OUTPUT, "the merged ledger (results/claims.json)", REQ)]),

@@ -2,8 +2,9 @@
 
 Run by the Snakefile before any job starts: strings that Snakemake's --config makes of numbers are read back as
 numbers; a YAML syntax error names the file and line; an unknown key names where it is and the closest valid name
-(jsonschema's own message prints the whole section); the cross-key checks name the keys and the fix. Kept free of
-heavy imports (no torch) so that every `snakemake` invocation can afford it.
+(jsonschema's own message prints the whole section); the cross-key checks name the keys and the fix; a config whose
+jobs cannot fit the memory they may use is refused, naming the key that sizes the largest part of the estimate
+(resources.py). Kept free of heavy imports (no torch) so that every `snakemake` invocation can afford it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import difflib
 import functools
 import math
 import operator
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from globalmin import optimizers
+from globalmin import optimizers, resources
+from globalmin.conditions import expand
 from globalmin.datasets import FACTS, n_train, unknown_message, width_of
 
 RAW_KEYS = ("import_dir", "mirror", "retries", "retry_wait", "timeout")  # data sets with raw files only
@@ -286,6 +290,118 @@ def sweep_problems(config: dict[str, Any]) -> list[str]:
     return found
 
 
+def cgroup_bytes() -> int | None:
+    """The cgroup v2 memory limit of this process (memory.max), or None where there is none."""
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def host_limit(config: dict[str, Any]) -> tuple[int, str]:
+    """(bytes, where the limit comes from): resources.memory_gb, else the machine's memory (or its cgroup's)."""
+    budget = (config.get("resources") or {}).get("memory_gb")
+    if budget is not None:
+        return int(budget * 2 ** 30), f"resources.memory_gb = {budget:g}"
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cgroup = cgroup_bytes()
+    if cgroup is not None and cgroup < physical:
+        return cgroup, "this machine's memory limit (cgroup memory.max; resources.memory_gb is null)"
+    return physical, "this machine's memory (resources.memory_gb is null)"
+
+
+def gpu_limit(config: dict[str, Any]) -> tuple[int, str] | None:
+    """(bytes, what) of the GPU the runs use, from nvidia-smi's memory.total; None without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    device = config["train"]["device"]
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= len(out):
+        return None
+    return int(out[index]) << 20, f"GPU {index}'s memory (nvidia-smi)"
+
+
+def size(nbytes: float) -> str:
+    """Bytes in binary units: '12.0 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(nbytes) < 1024 or unit == "PiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+FIXES = {  # what to change, by the key that sizes the largest part
+    "wide_width": "lower it (the certificate needs only m_H >= n)",
+    "n": "m_H = n here: train on a subset (data.<name>.train_subset) or use a machine with more memory",
+    "data": "train on a subset (data.<name>.train_subset) or a machine with more memory",
+    "train.eval_batch_size": "lower it (it changes memory only, not results)",
+    "train.batch_size": "lower it",
+    "recipe.optimum.max_n": "lower it below n to skip phase 2's optimum",
+    "beyond_ntk.subset": "lower it",
+}
+
+
+def fix_for(key: str, value: Any, largest: resources.Part) -> str:
+    """The advice of the key's FIXES entry (by its last part, then its first); for Phi, also the QR on disk."""
+    name = "n" if key.endswith("wide_width") and value is None else key
+    fix = FIXES.get(name) or FIXES.get(name.split(".")[-1]) or FIXES.get(name.split(".")[0]) or \
+        "lower the sizes it sets, or use a machine with more memory"
+    if largest.what.startswith("Phi"):
+        fix += "; recipe.certificate_method: qr with recipe.certificate_scratch: a folder keeps Phi on disk"
+    return fix + (f", or lower {largest.also}" if largest.also else "")
+
+
+def value_of(config: dict[str, Any], key: str) -> Any:
+    """The config's value at a dotted key (None where it is a section or absent)."""
+    value: Any = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return None if isinstance(value, (dict, list)) else value
+
+
+def over_limits(config: dict[str, Any]) -> list[tuple[resources.Job, bool, int, str, list, int, str]]:
+    """Every (job, on the GPU, peak, phase, parts, limit, limit's name) whose estimate exceeds its limit; a GPU
+    job's device memory is checked only where nvidia-smi tells the GPU's."""
+    jobs = resources.jobs(config)
+    limits = {False: host_limit(config), True: gpu_limit(config) if any(j.gpu for j in jobs) else None}
+    found = []
+    for job in jobs:
+        for device in ((False, True) if job.gpu else (False,)):
+            peak, phase, parts = job.peak(device)
+            if limits[device] is not None and peak > limits[device][0]:
+                found.append((job, device, peak, phase, parts, *limits[device]))
+    return found
+
+
+def memory_problems(config: dict[str, Any]) -> list[str]:
+    """One line per config key whose sizes make a job exceed the memory it may use: the key and its value, the
+    worst job's estimate and phase, its largest part, the limit and the fix."""
+    worst: dict[str, tuple] = {}
+    counts: dict[str, int] = {}
+    for job, device, peak, phase, parts, limit, name in over_limits(config):
+        mine = [p for p in parts if (p.on_device and job.gpu) == device] or parts
+        largest = max(mine, key=lambda p: p.nbytes)
+        counts[largest.key] = counts.get(largest.key, 0) + 1
+        if largest.key not in worst or peak > worst[largest.key][1]:
+            worst[largest.key] = (job, peak, phase, largest, limit, name)
+    lines = []
+    for key, (job, peak, phase, largest, limit, name) in worst.items():
+        value = value_of(config, key)
+        shown = f"{key} = {value}" if value is not None else (
+            f"{key} = null (m_H = n)" if key.endswith("wide_width") else key)
+        more = f" ({counts[key] - 1} more job(s) too)" if counts[key] > 1 else ""
+        lines.append(f"{shown}: {job.kind} {job.label} needs about {size(peak)} at its peak ({phase}; largest part: "
+                     f"{largest.what}, {size(largest.nbytes)}), more than the {size(limit)} of {name}{more}; "
+                     f"{fix_for(key, value, largest)} (docs/troubleshooting.md, 'Not enough memory')")
+    return lines
+
+
 def problems(config: dict[str, Any]) -> list[str]:
     """Every cross-key problem of a validated config, each naming the keys and the fix."""
-    return data_problems(config) + condition_problems(config) + model_problems(config) + study_problems(config)
+    found = data_problems(config) + condition_problems(config) + model_problems(config) + study_problems(config)
+    # the memory of every job the DAG will hold, the width sweep's included (its conditions once expanded)
+    return found + memory_problems(config if found else expand(config))

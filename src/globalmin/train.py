@@ -26,7 +26,8 @@ from globalmin import augment as aug
 from globalmin import data as datamod
 from globalmin.datasets import Augmentation
 from globalmin import optimizers
-from globalmin.runinfo import (UserError, generator, limit_threads, resolve_device)
+from globalmin.runinfo import UserError, generator, limit_threads, resolve_device
+from globalmin.watch import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -212,16 +213,19 @@ def evaluate_model(model: torch.nn.Module, data: datamod.Prepared, batch_size: i
 
 class Progress:
     """Progress of one run: a tqdm bar on a terminal; otherwise a log line at every evaluation and at least every
-    PROGRESS_SECONDS, with throughput, elapsed time and time left (job logs under Snakemake have no terminal)."""
+    PROGRESS_SECONDS, with throughput, elapsed time and time left (job logs under Snakemake have no terminal).
+    Either way, a status file for `globalmin watch` and TensorBoard curves under logs/ (watch.RunStatus)."""
 
     def __init__(self, run_id: str, schedule: Schedule, batch_size: int, start: int, stop: int):
         self.run_id, self.schedule, self.batch_size, self.stop = run_id, schedule, batch_size, stop
         self.start_it, self.start_time = start, time.perf_counter()
         self.last_line = self.start_time
         self.bar = tqdm(total=stop - start, desc=run_id, leave=False) if sys.stderr.isatty() else None
+        self.live = RunStatus(run_id, schedule.total, schedule.iters_per_epoch, batch_size, start, stop)
 
     def step(self, it: int, loss: torch.Tensor | None = None, evaluated: dict[str, float] | None = None) -> None:
         """Record that iteration `it` is done; log a line when due (always after an evaluation)."""
+        self.live.step(it, loss, evaluated)
         if self.bar is not None:
             self.bar.update(1)
             return
@@ -242,7 +246,8 @@ class Progress:
         log.info(text)
 
     def close(self) -> None:
-        """Close the terminal bar."""
+        """Close the terminal bar and the run's live record."""
+        self.live.close()
         if self.bar is not None:
             self.bar.close()
 
