@@ -181,7 +181,7 @@ def test_the_width_sweep_expands_into_conditions_and_reuses_a_matching_one():
 @pytest.mark.parametrize("path, text, expected", [
     (("recipe", "tau_fraction"), "0.75", 0.75),      # Snakemake 9's reading of recipe='{tau_fraction: 0.75}'
     (("train", "epochs", "plain"), "5", 5),
-    (("train", "nesterov"), "true", True),
+    (("train", "bf16"), "true", True),
     (("model", "wide_width"), "32", 32),             # integer, 'n/k' or null: '32' matches no pattern, 32 is valid
     (("model", "wide_width"), "null", None),
     (("recipe", "noise_scale"), "1e-4", 1e-4),       # PyYAML reads 1e-4 (no dot) as a string; float() does not

@@ -79,7 +79,8 @@ def test_the_budget_key_sets_the_limit():
 
 def test_a_condition_s_own_width_is_the_key_named():
     config = _config(conditions={"narrow_width": {"labels": "random", "wide_width": 100_000_000,
-                                                  "augmentation": [False], "seeds": [0]}})
+                                                  "augmentation": [False], "seeds": [0]}},
+                     experiment={"conditions": ["standard", "narrow_width"]})
     found = memory_problems(config)
     assert len(found) == 1 and found[0].startswith("conditions.narrow_width.wide_width = 100000000: "), found
 
