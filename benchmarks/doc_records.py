@@ -1,5 +1,5 @@
 """What the docs' record blocks share: the registry of blocks, reading a record, naming where and by which command
-it was measured, and number formats (the blocks are in doc_blocks.py; render_docs.py writes them into the pages)."""
+it was measured, and number formats (the blocks are in blocks_<page>.py; render_docs.py writes them into the pages)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -132,3 +134,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def paper_config() -> dict:
+    """config/paper.yaml as written (the keys the paper profile sets over the default)."""
+    return yaml.safe_load((REPO / "config" / "paper.yaml").read_text())

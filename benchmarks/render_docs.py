@@ -9,19 +9,23 @@ from the JSON records in benchmarks/results/ (and, for the two reference runs, f
 wrote). Each block ends by naming its record and the command that wrote it.
 Usage: python benchmarks/render_docs.py            rewrite the blocks of README.md and docs/*.md
        python benchmarks/render_docs.py --check    change nothing; exit 1 naming each block that differs
-A new block is one function with @block("NAME") in doc_blocks.py (docs/performance.md, "Adding a figure").
+A new block is one function with @block("NAME") in benchmarks/blocks_<page>.py (docs/performance.md, "Adding a
+figure").
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import doc_blocks  # noqa: E402,F401  (registers the blocks; benchmarks/ is the script's folder)
-from doc_records import BLOCKS, REPO, use_results  # noqa: E402
+from doc_records import BLOCKS, REPO, use_results
+
+for module in sorted(Path(__file__).parent.glob("blocks_*.py")):  # each page's blocks register themselves
+    importlib.import_module(module.stem)
 
 # a marker is a line of its own (one quoted in a sentence or in code is text)
 MARKED = re.compile(r"^(<!-- record:(?P<name>[\w-]+) -->\n)(?P<body>.*?)^(<!-- /record:(?P=name) -->)$",

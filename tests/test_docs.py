@@ -126,8 +126,9 @@ def test_every_link_and_anchor_in_the_docs_resolves() -> None:
 # ---- the record blocks ------------------------------------------------------------------------------------------
 
 def render(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(BENCH / "render_docs.py"), *args], capture_output=True, text=True,
-                          timeout=120)
+    """benchmarks/render_docs.py with `args`, its output captured (its exit status is what the tests check)."""
+    return subprocess.run([sys.executable, str(BENCH / "render_docs.py"), *args], check=False, capture_output=True,
+                          text=True, timeout=120)
 
 
 @pytest.fixture
@@ -196,9 +197,9 @@ def test_a_missing_record_is_one_line_naming_it_and_its_command(checkout: Path) 
     done = render("--check", "--root", str(checkout), "--results", str(checkout / "results"))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"{checkout}/results/slurm-vs-local-test-cpu-2core.json: no such record; write it with "
+        (f"{checkout}/results/slurm-vs-local-test-cpu-2core.json: no such record; write it with "
         "`deploy/slurm/start-local.sh python benchmarks/slurm_time.py --out "
-        "benchmarks/results/slurm-vs-local-test-cpu-2core.json` or drop the block that reads it"]
+        "benchmarks/results/slurm-vs-local-test-cpu-2core.json` or drop the block that reads it")]
 
 
 def test_a_record_names_the_command_that_wrote_it(tmp_path: Path) -> None:
