@@ -11,10 +11,11 @@ CELL = re.compile(r"^(-?\d+(?:\.\d+)?) \((\d+(?:\.\d+)?)\)$")  # "mean (std)"
 VERDICT = re.compile(r"^- \*\*(\w+)\*\* (supported|not supported|inconclusive|passed|failed)", re.MULTILINE)
 # the columns of the report's tables that say which runs a row holds (the others are what they measured)
 KEY_COLUMNS = {"dataset", "condition", "labels", "n", "# training points", "m_h", "augmentation", "τ / t", "seeds"}
+NAMING = {"dataset", "condition", "augmentation", "τ / t"}  # those that name a row in a sentence
 
 
 def summary_tables(text: str) -> dict[str, dict[tuple, dict[str, str]]]:
-    """Each '## ' section's table of a results summary: row key (its cells that are not 'mean (std)') -> cells."""
+    """Each '## ' section's table of a results summary: row key (its KEY_COLUMNS cells) -> cells."""
     tables: dict[str, dict[tuple, dict[str, str]]] = {}
     heading, header = "", None
     for line in text.splitlines():
@@ -44,7 +45,8 @@ def largest_difference(a: dict, b: dict) -> tuple[float, int, int, str]:
             compared += 1
             beyond += diff > max(float(x[2]), float(y[2]))
             if diff > best:
-                best, where = diff, f"{' '.join(key[:3])}, {col}: {cell} against {b[key][col]}"
+                row = ", ".join(f"{h} {v}" for h, v in a[key].items() if h.lower() in NAMING)
+                best, where = diff, f"{row}; {col}: {cell} against {b[key][col]}"
     return best, compared, beyond, where
 
 
