@@ -12,7 +12,7 @@ time, so that no job's time includes waiting for the other core, e.g.
   python benchmarks/pipeline_time.py --cores 1 --baseline 990fcdd \
       --configfile benchmarks/configs/standard-only.yaml --out benchmarks/results/pipeline-vs-990fcdd-cpu-1core.json
 Writes benchmarks/results/pipeline-<machine>.json. Not part of the test suite: timings are noisy on shared
-machines, so the README quotes this file's figures rather than a test asserting a limit. Per-rule job-seconds
+machines, so docs/performance.md shows this file's figures rather than a test asserting a limit. Per-rule job-seconds
 come from Snakemake's own benchmark files (logs/benchmarks/), which every training and study rule writes, and
 for every rule of any commit from the start and end stamps of Snakemake's log (whole seconds); the CPU time is
 that of all the processes Snakemake started. Run it on a quiet machine.

@@ -1,7 +1,7 @@
 """Summarise what `snakemake --profile profiles/slurm -n` plans: jobs per rule and what each asks SLURM for.
 
 Usage: python benchmarks/slurm_plan.py [--configfile config/paper.yaml] [--out PATH]
-Prints a Markdown table (README "Running on a cluster") and writes it with the raw per-rule record as JSON to
+Prints a Markdown table (docs/cluster.md) and writes it with the raw per-rule record as JSON to
 benchmarks/results/slurm-plan-<config>.json. Needs the executor plugin (.[slurm]), not a cluster.
 """
 

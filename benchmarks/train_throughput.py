@@ -79,7 +79,7 @@ def sync(device: torch.device) -> None:
 def project_steps(shape: str, device: torch.device, train_cfg: dict[str, Any]) -> tuple[Callable[[int], None], int]:
     """The project's training step (train.Batches + train.base_step with the config's device settings)."""
     if train_cfg.get("compile", "none") != "none":
-        import torch._dynamo  # only here: the project's training jobs never import it (README, "Speed")
+        import torch._dynamo  # only here: the project's training jobs never import it (docs/performance.md)
 
         torch._dynamo.reset()  # compile afresh: another shape's batch sizes must not make this one dynamic
     data = synthetic(shape, device)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 from globalmin.runinfo import processor_name, write_text
@@ -36,10 +38,18 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def invocation() -> str:
+    """The command line that runs this benchmark, its script named from the repository root."""
+    script = Path(sys.argv[0]).resolve()
+    return shlex.join(["python", str(script.relative_to(REPO) if script.is_relative_to(REPO) else script),
+                       *sys.argv[1:]])
+
+
 def save_json(record: dict, path: str | Path) -> Path:
     """Write a benchmark's JSON record to `path` atomically (a kill mid-write leaves the previous file or none); keys
-    in the order the benchmark built them, NaN kept (runinfo.write_json sorts keys and refuses NaN)."""
-    return write_text(path, json.dumps(record, indent=2) + "\n")
+    in the order the benchmark built them, NaN kept (runinfo.write_json sorts keys and refuses NaN), and the command
+    that wrote it last unless the record names its own (docs/performance.md's blocks cite it)."""
+    return write_text(path, json.dumps({**record, "command": record.get("command") or invocation()}, indent=2) + "\n")
 
 
 def write_record(record: dict, out: str | None, name: str) -> Path:

@@ -53,8 +53,8 @@ def trace_ntk(model: WideHeadResNet, x: torch.Tensor) -> torch.Tensor:
     Each row of J_c is one point's gradient: in eval mode a point's output depends on its own input only, so the
     gradient of one point is vmapped over the points instead of back-propagating every basis vector through the
     whole batch (jacrev of the batch), which does s times the work to add exact zeros. Equal to that up to float32
-    rounding (a convolution's weight gradient may sum in another order; tests/test_beyond_ntk.py), and 3.5 to 4
-    times faster at the default study's subset of 32 (benchmarks/results/study-kernels-cpu-2core.json)."""
+    rounding (a convolution's weight gradient may sum in another order; tests/test_beyond_ntk.py), and faster at
+    the default study's subset of 32 (benchmarks/results/study-kernels-cpu-2core.json, row trace_kernel)."""
     model.eval()
     params = {k: v.detach() for k, v in model.named_parameters()}
     kernel = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)

@@ -86,9 +86,9 @@ def factor_lapack(work: torch.Tensor) -> torch.Tensor | None:
     (a file-backed matrix), so that the caller falls back to the blocked path.
 
     torch.geqrf with its output aliased to its input (Phi^T's view, already column-major) runs LAPACK in place:
-    nothing is copied (checked below, and its working memory measured). It is torch's LAPACK (MKL in the
-    pinned wheels): at n = 8,000 on two cores 4.95 and 5.21 s against 8.38 and 9.01 s for scipy's dgeqrf with
-    overwrite_a (OpenBLAS), by hand."""
+    nothing is copied (checked below; its working memory is in
+    benchmarks/results/certificate-memory-cpu-2core.json). It is torch's LAPACK (MKL in the pinned wheels),
+    faster than scipy's dgeqrf with overwrite_a (OpenBLAS) at n = 8,000 on two cores (timed once by hand)."""
     if (work.device.type != "cpu" or work.dtype != torch.float64 or not work.is_contiguous()
             or hasattr(work, "_scratch_file")):  # on disk: the blocked path reads the file a panel at a time
         return None
@@ -150,8 +150,8 @@ def gram_product(lower: torch.Tensor, x: torch.Tensor, block: int = BLOCK) -> to
     """L (L^T x) for the lower-triangular view L, reading only its lower part: a block of rows at a time.
 
     A dense L @ (L.mT @ x) reads all n^2 entries twice, half of them zeros; this reads about half as much and,
-    being bound by memory bandwidth, takes about half the time (n = 8,000 on two cores: 16 against 31 ms,
-    by hand). torch has no triangular matrix-vector product, and scipy's dtrmv copies a factor with row
+    being bound by memory bandwidth, takes about half the time (timed once by hand at n = 8,000). torch has no
+    triangular matrix-vector product, and scipy's dtrmv copies a factor with row
     stride m > n (Phi's first n columns), so the blocks are cut here."""
     n = len(lower)
     half = torch.zeros_like(x)  # L^T x

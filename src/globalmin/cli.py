@@ -262,12 +262,13 @@ def console(argv: list[str] | None = None) -> NoReturn:
     """The `globalmin` console script (and `python -m globalmin`): `main`, then leave without the interpreter's
     teardown once it has succeeded or failed cleanly.
 
-    Why: tearing down an interpreter that imported torch takes about 0.3 s of every job (torch.library's
-    finalizers unregister each operator torch registered, then every module is cleared), and the pipeline runs
-    about thirty such jobs (README, "Speed"). Nothing is lost: a stage writes each output whole and closed before
-    `main` returns (runinfo.atomic_write); a garbage collection then finalizes whatever a reference cycle still
-    holds (an open file, a scratch file deleted with its tensor), and the logs and standard streams are flushed.
-    That collection skips the objects the imports made (frozen before the stage runs): 2 ms instead of 70.
+    Why: tearing down an interpreter that imported torch is a noticeable part of every short job (torch.library's
+    finalizers unregister each operator torch registered, then every module is cleared), in each of the DAG's
+    torch jobs (benchmarks/results/study-kernels-cpu-2core.json, row console_exit). Nothing is lost: a stage
+    writes each output whole and closed before `main` returns (runinfo.atomic_write); a garbage collection then
+    finalizes whatever a reference cycle still holds (an open file, a scratch file deleted with its tensor), and
+    the logs and standard streams are flushed. That collection skips the objects the imports made (frozen before
+    the stage runs), so it is short (timed once by hand).
     An unexpected exception is not caught here, so it leaves with its traceback through the usual teardown."""
     code = main(argv, freeze_imports=True)
     gc.collect()

@@ -135,9 +135,9 @@ def rank_n_in_ball_arithmetic(x: np.ndarray, net: nn.Sequential, activation: str
     from flint import ctx
 
     # Why a minor and not det(Phi Phi^T): the Gram matrix squares Phi's condition number, so it needs about twice
-    # the bits, and a minor needs only n of the wide layer's m_H units. On the default grid's 200 networks this
-    # took a third of the time (6.0 s against 18.0 s, benchmarks/results/study-kernels-cpu-2core.json) and
-    # decided the same networks. Any nonzero minor proves rank n.
+    # the bits, and a minor needs only n of the wide layer's m_H units. On the default grid's networks this
+    # took less time and decided the same networks (benchmarks/results/study-kernels-cpu-2core.json, row
+    # fc_theory_proofs). Any nonzero minor proves rank n.
     if features is None:
         with torch.no_grad():
             features = net(torch.from_numpy(x)).numpy()

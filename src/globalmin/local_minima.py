@@ -195,8 +195,8 @@ def write_gradient(model: Student, params: dict[str, torch.Tensor], x: torch.Ten
     gradient (tests).
 
     Why not autograd: at the study's sizes (n = 96, widths up to 16) building the graph and running the engine
-    cost more than the arithmetic: the first-order phase's 43,200 steps took 13.7 s with autograd and take 5.4 s
-    so (benchmarks/results/study-kernels-cpu-2core.json, row lm_first_order)."""
+    cost more than the arithmetic: the first-order phase is timed both ways in
+    benchmarks/results/study-kernels-cpu-2core.json, row lm_first_order."""
     names = layer_names(model)
     hidden = layer_inputs(model, params, x)
     # dL/df: autograd's 0.5 · (2 (f − y)), exact
@@ -304,8 +304,8 @@ def jacobian(model: Student, params: dict[str, torch.Tensor],
 
     Back-propagation of every output written out for this fully-connected net, with the backward kernels autograd
     itself runs (ATen's threshold_backward / tanh_backward, and the same matmuls). Why not torch.func: LM asks for
-    J about 17,000 times in the default study, and vmap(jacrev) of one point spends 2 to 3 ms per call in
-    dispatch, four to five times this (benchmarks/results/study-kernels-cpu-2core.json). Bit-identical to jacrev
+    J many thousand times in the default study, and vmap(jacrev) of one point spends most of each call in
+    dispatch (both timed in benchmarks/results/study-kernels-cpu-2core.json, row jacobian). Bit-identical to jacrev
     of the whole batch; to vmap(jacrev) of one point too on some CPUs, on others within float64 rounding, as
     vmap batches the matmuls differently (tests/test_local_minima.py)."""
     depth, layers = len(model.hidden), layer_names(model)

@@ -33,7 +33,7 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     cell.source = parameters_source({"TABLES": inputs["tables"], "CLAIMS": inputs["claims"],
                                      "RUNS_DIR": inputs["runs_dir"], "DATA_DIR": inputs["data_dir"]})
     # shutdown_kernel "immediate": the kernel is stopped as soon as the last cell's outputs are in, instead of
-    # asked to tear its interpreter (torch included) down and waited for: 0.9 s of a 6.4 s job (measured)
+    # asked to tear its interpreter (torch included) down and waited for (a part of the job, timed once by hand)
     client = NotebookClient(notebook, timeout=cfg.get("timeout", 600), kernel_name="python3", record_timing=False,
                             shutdown_kernel="immediate", resources={"metadata": {"path": str(Path.cwd())}})
     client.execute()

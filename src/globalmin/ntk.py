@@ -109,9 +109,9 @@ def jacobian(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x
     Back-propagation of every output written out, with the kernel autograd runs for relu (threshold_backward),
     straight into one preallocated matrix. Why not torch.func.jacrev: it back-propagates n·d_out one-hot
     cotangents through the whole batch, and its per-layer blocks must then be copied into one J (twice J's
-    memory): 1.6 to 2 times the time of this at m = 1,024, depth 2
-    (benchmarks/results/study-kernels-cpu-2core.json). Equal to jacrev's up to float64 rounding (the matmuls back
-    through W_l have another shape, so BLAS may sum in another order): tests/test_ntk.py."""
+    memory): slower than this at m = 1,024, depth 2 (benchmarks/results/study-kernels-cpu-2core.json, row
+    ntk_kernel). Equal to jacrev's up to float64 rounding (the matmuls back through W_l have another shape, so
+    BLAS may sum in another order): tests/test_ntk.py."""
     hidden = hidden_layers(trained, fixed, x)
     (n, _), d_out = x.shape, fixed["B"].shape[0]
     # one-hot cotangents: identity @ B is B exactly, so errors[l - 1][i, o] is d f_o(x_i) / d (W_l h_{l-1}(x_i))

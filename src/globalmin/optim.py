@@ -2,8 +2,8 @@
 torch.optim's start-up cost.
 
 Why not the `torch.optim` classes themselves: every `torch.optim.Optimizer` method is wrapped in
-`torch._disable_dynamo`, whose first call imports `torch._dynamo` (and sympy with it): 1.1 to 1.4 CPU-seconds in
-every process that trains (benchmarks/results/study-kernels-cpu-2core.json and README, "Speed"). The updates
+`torch._disable_dynamo`, whose first call imports `torch._dynamo` (and sympy with it), in every process that
+trains (benchmarks/results/study-kernels-cpu-2core.json, row optimizer_startup; docs/performance.md). The updates
 here are the library's functional forms, `torch.optim.sgd.sgd` and `torch.optim.adam.adam`, which the classes call
 too, with state initialised as the classes do, and SGD's `state_dict` has the class's format: runs, tau-states and
 resume files are bit-identical to those the classes give (tests/test_optim.py).

@@ -153,7 +153,7 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     loop.step = phase2_step(model, optimizer, batches, head_only, train_features, speed, loss)
     loop.evaluate = phase2_evaluator(model, data, train_features, test_features, batch, speed, loss)
     # the head at tau and at every epoch end (for the gap curve), as tensors: the resume file pickles them each
-    # epoch, and nested Python lists of floats made that cost two thirds of an augmented run (measured)
+    # epoch, and nested Python lists of floats made that most of an augmented run's time (timed once by hand)
     heads: list[torch.Tensor] = resume.extra["heads"]
 
     def head_now() -> torch.Tensor:

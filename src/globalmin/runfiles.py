@@ -35,7 +35,7 @@ class Resume:
     last one (0: every epoch), read back only by the same run.
 
     Why not every epoch: on a GPU an epoch can take seconds while the file holds the model and the optimizer's
-    momentum (90 MB for ResNet-18); on a CPU, with the default DAG's small network, it costs only 1.5% of a run
+    momentum (90 MB for ResNet-18); on a CPU, with the default DAG's small network, it costs little
     (benchmarks/results/resume-cost-cpu-2core.json). An interruption costs at most `every_seconds` of training
     (or one epoch) instead."""
 

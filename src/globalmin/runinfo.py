@@ -132,7 +132,8 @@ def generator(seed: int, *keys: int | str) -> "torch.Generator":
 
 def limit_threads(threads: int) -> None:
     """Use `threads` CPU threads in torch and in NumPy/SciPy's BLAS. Snakemake runs jobs side by side, and a BLAS
-    that starts one thread per core in every job oversubscribes the machine (measured: solves 20x slower).
+    that starts one thread per core in every job oversubscribes the machine (solves many times slower, timed
+    once by hand).
 
     The environment variables reach libraries not loaded yet; those already loaded are limited directly."""
     import sys
@@ -182,7 +183,7 @@ def resolve_device(name: str) -> "torch.device":
 
 def versions() -> dict[str, Any]:
     """Python, platform and the installed libraries' versions, without importing torch: the record of a process
-    that computes nothing with it (the report), for which importing torch would add 1.5 s of start-up."""
+    that computes nothing with it (the report), for which importing torch would add its start-up."""
     import globalmin
 
     return {
