@@ -52,7 +52,7 @@ def largest_difference(a: dict, b: dict) -> tuple[float, int, int, str]:
 
 @block("reference-hosts")
 def reference_hosts() -> str:
-    files = [REPO / "docs" / "reference-run.md", REPO / "docs" / "reference-run-second-host.md"]
+    files = [REPO / "docs" / "determinism" / "57673c8-host-a.md", REPO / "docs" / "determinism" / "57673c8-host-b.md"]
     here, there = (summary_tables(f.read_text()) for f in files)
     lines = []
     for heading in [h for h in here if h in there]:

@@ -26,7 +26,7 @@ TINY_TRAIN = {"lr": 0.01, "optimizer": {"name": "sgd", "momentum": 0.9, "weight_
               "milestones": {"plain": [1], "augmented": [1]}, "lr_gamma": 0.1, "device": "cpu", "bf16": False,
               "threads": 1, "resume_seconds": 0}
 RECIPE = {"tau_fraction": 0.5, "noise_on": "wide", "noise_scale": 1e-3, "phase2_trains": "head",
-          "certificate_method": "auto", "certificate_scratch": None, "horizon": {"epochs": 0, "lr": None},
+          "certificate_method": "auto", "certificate_scratch": None, "horizon": {"epochs": 0, "lr": "initial"},
           "optimum": {"max_n": 4096, "max_iterations": 2000, "error_bound": 1e-8, "grad_tol": 1e-6}}
 
 

@@ -81,13 +81,21 @@ def test_r2_verdicts():
     assert recipe_claims.r2_expressivity(controls_only, [])["verdict"] == "inconclusive"  # no Table 1 run
 
 
-@pytest.mark.parametrize("gaps, verdict", [((1.0, 0.5, 0.05), "supported"), ((1.0, 0.05, 0.5), "not supported"),
-                                           ((1e-8, 1e-9, 1e-9), "inconclusive"), (None, "inconclusive")])
-def test_r3_is_judged_on_the_horizon_not_at_t(gaps, verdict):
-    r3 = recipe_claims.r3_convergence(_runs([1, 2], [1, 2], gaps=gaps), 0.1, 1e-6, [])
+@pytest.mark.parametrize("gaps, rate, verdict", [
+    ((1.0, 0.5, 0.05), 0.99, "supported"),       # not converged by T, converged on the horizon
+    ((1.0, 0.9, 0.5), 0.99, "inconclusive"),     # still falling at its fitted rate: not yet
+    ((1.0, 0.5, 0.6), 0.99, "not supported"),    # the horizon did not lower it: stalled
+    ((1.0, 0.5, 0.4), 1.001, "not supported"),   # rising at the horizon's end: stalled
+    ((1e-8, 1e-9, 1e-9), 0.99, "inconclusive"),  # nothing to converge
+    (None, None, "inconclusive"),
+])
+def test_r3_is_judged_on_the_horizon_not_at_t(gaps, rate, verdict):
+    runs = _runs([1, 2], [1, 2], gaps=gaps)
+    runs.loc[runs.algorithm == "recipe", "h_rate_per_epoch"] = rate
+    r3 = recipe_claims.r3_convergence(runs, 0.1, 1e-6, [])
     assert r3["verdict"] == verdict and r3["reconstructed"]
-    if gaps == (1.0, 0.5, 0.05):  # not converged by T, converged on the horizon
-        assert r3["measured"]["runs_converged_by_T"] == 0 and r3["measured"]["runs_converged"] == 2
+    if verdict == "supported":
+        assert r3["measured"]["runs_reached_by_T"] == 0 and r3["measured"]["runs_reached"] == 2
 
 
 def _sweep(points: list[tuple[int, bool, float, str]]) -> pd.DataFrame:

@@ -3,9 +3,10 @@
 The guarantee is asymptotic: base's convergence on a convex problem. Base's own schedule gives phase 2 only the
 last iterations before T (a tenth of them at tau = 0.9 T), too few to judge that. So every head-only run without
 augmentation keeps going on its cached features for recipe.horizon.epochs more epochs, with the same optimizer and
-its state, the same mini-batches (each epoch's permutation from the run's seed) and the schedule's last learning
-rate (or recipe.horizon.lr), and its gap L(W_t) - L* is recorded at log-spaced epochs. The fitted rate is the slope
-of log gap against epochs over the horizon's second half. The run's own outputs stay phase 2 at T.
+its state, the same mini-batches (each epoch's permutation from the run's seed) and base's own initial learning
+rate (recipe.horizon.lr: 'initial'; the schedule decays it for the end of a fixed budget, and past T the question
+is convergence), and its gap L(W_t) - L* is recorded at log-spaced epochs. The fitted rate is the slope of log gap
+against epochs over the horizon's second half. The run's own outputs stay phase 2 at T.
 """
 
 from __future__ import annotations
@@ -41,12 +42,22 @@ def head_matrix(head: torch.nn.Linear) -> np.ndarray:
     return torch.cat([head.weight.detach(), head.bias.detach()[:, None]], 1).double().cpu().numpy()
 
 
+def horizon_lr(loop: Loop, setting: float | str) -> float:
+    """The learning rate past T: 'initial' (base's own step size, the schedule's first), 'last' (the schedule's
+    decayed last one) or a number."""
+    if setting == "initial":
+        return loop.lr(0)
+    if setting == "last":
+        return loop.lr(loop.schedule.total - 1)
+    return float(setting)
+
+
 def continue_phase2(loop: Loop, head: torch.nn.Linear, problem: Problem, optimum_objective: float,
-                    gap_at_tau: float, epochs: int, lr: float | None = None
+                    gap_at_tau: float, epochs: int, lr: float | str = "initial"
                     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run loop.step for `epochs` more epochs from T; (rows of horizon.csv, the summary for metrics.json)."""
     schedule = loop.schedule
-    lr = loop.lr(schedule.total - 1) if lr is None else lr
+    lr = horizon_lr(loop, lr)
     due, rows = set(checkpoints(epochs)), []
     it = schedule.total
     for epoch in range(1, epochs + 1):

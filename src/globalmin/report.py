@@ -110,6 +110,27 @@ def markdown(csv_path: Path) -> str:
     return "\n".join(lines)
 
 
+def headline(tables_dir: Path, ledger: dict[str, Any]) -> str:
+    """The results block of the README: Table 1 compact (the certificate as runs certified at tau), and every
+    claim's verdict. Written into summary.md between markers; benchmarks/render_docs.py copies the reference run's
+    into README.md."""
+    table = pd.read_csv(tables_dir / "table1.csv", dtype=str)
+    certified = table["Expressivity condition"].str.extract(r"\((\d+/\d+) runs")[0].fillna("–")
+    compact = pd.DataFrame({"data set": table["Dataset"], "base": table["base"], "n": table["# training points"],
+                            "aug.": table["Augmentation"], "seeds": table["Seeds"], "rank n at τ": certified,
+                            "base test error (%)": table["base test error (%)"],
+                            "A(base) test error (%)": table["A(base) test error (%)"]})
+    lines = ["| " + " | ".join(compact.columns) + " |", "|" + "---|" * len(compact.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in compact.itertuples(index=False)]
+    lines += ["", "| claim | verdict | statement |", "|---|---|---|"]
+    lines += [f"| {c['id']} | {c['verdict']}{' (R)' if c.get('reconstructed') else ''} | {c['statement']} |"
+              for c in ledger["claims"]]
+    lines += ["", "Test error in %, mean (std) over seeds; (R): the claim rests on a reconstruction of the paper. "
+                  "Instrument checks (true by construction, not evidence): "
+                  + ", ".join(f"{c['id']} {c['verdict']}" for c in ledger["checks"]) + "."]
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, Any]:
     """The machine and installed libraries that rendered the report (the runs record their own in metrics.json)."""
     import os
@@ -124,9 +145,9 @@ def randomness(cfg: dict[str, Any]) -> str:
         return ("Each seed draws its own initialisation, mini-batch order, augmentation and perturbation, and its own "
                 "data: the train/test split of a pooled data set, the training subset and the random labels "
                 "(experiment.data_seed: null), so the intervals over seeds cover all of them.")
-    return (f"Each seed draws its own initialisation, mini-batch order, augmentation and perturbation; the data (split, "
-            f"training subset, random labels) is fixed by experiment.data_seed = {fixed}, so the intervals over seeds "
-            f"do not cover the data's randomness.")
+    return (f"Each seed draws its own initialisation, mini-batch order, augmentation and perturbation; the data "
+            f"(split, training subset, random labels) is fixed by experiment.data_seed = {fixed}, so the intervals over "
+            f"seeds do not cover the data's randomness.")
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
@@ -147,6 +168,7 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
         "conditions": (tables_dir / "conditions.html").read_text(),
         "conditions_md": markdown(tables_dir / "conditions.csv"),
         "sweep": (tables_dir / "sweep.html").read_text(), "sweep_md": markdown(tables_dir / "sweep.csv"),
+        "headline": headline(tables_dir, ledger),
         "randomness": randomness(cfg),
         "splits": [f"{d}: {facts(d, (cfg.get('data') or {}).get(d)).note}." for d in sorted(runs.dataset.unique())],
         "studies": {name: Path(path).read_text() for name, path in studies.items()},
