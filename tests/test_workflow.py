@@ -176,70 +176,63 @@ def test_paper_profile_lists_the_full_replication(workdir):
 
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+# a tiny version of a profile: one seed, no augmentation, Table 1's condition, no sweep or early switch
+TINY = """
+experiment: {{datasets: {datasets}, augmentation: [false], seeds: [0], conditions: [standard]}}
+recipe: {{tau_ablation: {{datasets: [], conditions: null, fractions: []}}, horizon: {{epochs: 5}}}}
+width_sweep: {{ratios: []}}
+train: {{threads: 2}}
+"""
+
+
+def test_the_fashion_profile_plans_its_runs(tmp_path):
+    plan = snakemake(copy_workflow(tmp_path / "plan"), "-n", "--configfile", "config/fashion.yaml")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    counts = _job_counts(plan.stdout + plan.stderr)
+    # standard: 3 seeds x (no aug, aug); adam and random labels: 3 seeds; the sweep's n/2 (both losses) and n (squared)
+    assert counts["train_base"] + counts["train_base_ablated"] == 6 + 3 + 3 + 3 and counts["fetch_raw"] == 1
+    assert "results/runs/fashion_mnist/sweep_standard_sq_n2/noaug/seed0/recipe/horizon.csv" in plan.stdout
 
 
 @pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian package dataset-fashion-mnist is not installed")
-def test_fashion_mnist_imported_from_debian_trains_through_the_pipeline(tmp_path):
+def test_a_tiny_fashion_profile_imports_real_images_and_trains_through_to_the_report(tmp_path):
+    """config/fashion.yaml on a few hundred of Debian's real Fashion-MNIST images, through the import route."""
     work = copy_workflow(tmp_path / "fashion")
-    cfg = tmp_path / "fashion.yaml"
-    cfg.write_text(f"""
-experiment: {{datasets: [fashion_mnist], augmentation: [false], seeds: [0], conditions: [standard]}}
-data:
-  fashion_mnist: {{source: import, import_dir: {DEBIAN_FASHION}, train_subset: 400, test_subset: 1000}}
-recipe: {{tau_ablation: {{datasets: [], fractions: []}}}}
-train: {{threads: 2}}
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY.format(datasets="[fashion_mnist]") + """
+data: {fashion_mnist: {train_subset: 300, test_subset: 500}}
+model: {widths: [8, 8, 8, 8], blocks: [2, 2, 2, 2]}
+train: {epochs: {plain: 2, augmented: 2}, milestones: {plain: [1], augmented: [1]}, eval_every: 1}
 """)
-    run = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", str(cfg))
+    run = snakemake(work, "--cores", "2", "--configfile", "config/fashion.yaml", "config/test.yaml", str(cfg), "--")
     assert run.returncode == 0, run.stderr[-3000:]
     manifest = json.loads((work / "data/raw/fashion_mnist/MANIFEST.json").read_text())
     assert manifest["source"] == "import" and len(manifest["files"]) == 4
-    table = (work / "report/tables/table1.csv").read_text()
-    assert "fashion_mnist,400," in table
+    assert "| fashion_mnist | sgd | 300 |" in (work / "report/summary.md").read_text()
     metrics = json.loads((work / "results/runs/fashion_mnist/standard/noaug/seed0/recipe/metrics.json").read_text())
-    assert metrics["n_train"] == 400 and metrics["certificate"]["n"] == 400
-    assert REPO.exists()
+    assert metrics["n_train"] == 300 and metrics["certificate"]["n"] == 300 and metrics["n_test"] == 500
+    assert metrics["certificate"]["method"].startswith("in-place Householder QR")  # the profile's method
 
 
-def test_documented_overrides_reach_the_jobs(tmp_path):
-    """docs/running.md, "Overrides": a nested --config value (Snakemake 9 passes its numbers as strings), the
-    params.yaml layer over config/config.yaml, and the command line over the layer; a refused value stops the run."""
-    work = copy_workflow(tmp_path / "overrides")
-    plan = snakemake(work, "-n", "-p", "--configfile=config/test.yaml", "--config", "recipe={tau_fraction: 0.75}")
-    said = plan.stdout + plan.stderr
-    assert plan.returncode == 0, said[-2000:]
-    assert '"tau_fraction":0.75' in said and '"tau_fraction":0.9' not in said
-    (work / "params.yaml").write_text("report:\n  title: From params.yaml\n")
-    said = snakemake(work, "-n", "-p", "--configfile=config/test.yaml").stdout
-    assert '"title":"From params.yaml"' in said
-    plan = snakemake(work, "-n", "-p", "--configfile=config/test.yaml", "--config", "report={title: From the CLI}")
-    assert '"title":"From the CLI"' in plan.stdout and "From params.yaml" not in plan.stdout
-    refused = snakemake(work, "-n", "--config", "recipe={tau_fraction: 1.5}")
-    said = refused.stdout + refused.stderr
-    assert refused.returncode != 0 and "recipe.tau_fraction = 1.5: 1.5 is greater than or equal to the maximum of 1" \
-        in said and "Job stats" not in said
+def test_your_own_folder_and_array_data_sets_train_through_to_the_report(tmp_path):
+    import numpy as np
+    from PIL import Image
 
-
-@pytest.mark.parametrize("args, rules", [
-    (["--forcerun=fc_theory", "results/studies/fc_theory/claims.json"], {"fc_theory"}),
-    (["--forcerun", "fc_theory", "--", "results/studies/fc_theory/claims.json"], {"fc_theory"}),
-    (["--config=report={title: x}", "results/studies/fc_theory/claims.json"], set()),  # up to date: nothing to do
-    (["--forcerun", "train_base", "train_base_ablated", "--until", "train_base", "train_base_ablated"],
-     {"train_base", "train_base_ablated"}),  # every base run (those the tau ablation branches from are _ablated)
-])
-def test_forcerun_until_and_config_in_the_documented_forms_keep_the_target(workdir, args, rules):
-    """docs/running.md, "Overrides": `--option=value` takes one value, `--` or the next option ends a list of
-    values; the jobs planned are those of `rules` (some of them), or none where `rules` is empty."""
-    plan = snakemake(workdir, "-n", "--configfile=config/test.yaml", *args)
-    said = plan.stdout + plan.stderr
-    assert plan.returncode == 0, said[-2000:]
-    planned = set(_job_counts(said)) - {"total"} if "Job stats:" in said else set()
-    assert planned <= rules and bool(planned) == bool(rules) and (rules or "Nothing to be done" in said)
-
-
-def test_an_option_of_several_values_swallows_the_target_after_it(workdir):
-    """The hazard docs/running.md warns of: --forcerun (like --until and --configfile) takes every word up to the
-    next option, so the target becomes a rule name and Snakemake builds `all`."""
-    plan = snakemake(workdir, "-n", "--configfile=config/test.yaml", "--forcerun", "fc_theory",
-                     "results/studies/fc_theory/claims.json")
-    counts = _job_counts(plan.stdout + plan.stderr)
-    assert plan.returncode == 0 and counts["fc_theory"] == 1 and counts["report"] == 1 and counts["total"] > 1
+    work = copy_workflow(tmp_path / "mine")
+    rng = np.random.default_rng(0)
+    for c in range(3):  # a folder of 3 classes x 40 grey 10 x 10 PNGs; an .npz of 150 RGB 8 x 8 images
+        (work / "mine" / f"c{c}").mkdir(parents=True)
+        for k in range(40):
+            Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8), "L").save(work / "mine" / f"c{c}/{k}.png")
+    np.savez(work / "yours.npz", x=rng.integers(0, 256, (150, 8, 8, 3), dtype=np.uint8), y=np.arange(150) % 4)
+    cfg = tmp_path / "own.yaml"
+    cfg.write_text(TINY.format(datasets="[mine, yours]") + """
+data: {mine: {source: folder, path: mine}, yours: {source: arrays, path: yours.npz, test_size: 30}}
+""")
+    run = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", str(cfg), "--")
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = (work / "report/summary.md").read_text()
+    assert "| mine | sgd | 96 |" in summary and "| yours | sgd | 120 |" in summary  # a fifth of 120 held out; 30
+    metrics = json.loads((work / "results/runs/yours/standard/noaug/seed0/base/metrics.json").read_text())
+    assert metrics["n_train"] == 120 and json.loads(
+        (work / "results/runs/mine/standard/noaug/seed0/recipe/certificate.json").read_text())["n"] == 96

@@ -116,10 +116,11 @@ def measure_runs(data_paths: list[str], model_paths: list[str], subset: int) -> 
         saved = torch.load(path, map_location="cpu", weights_only=True)
         cfg, seed = saved["config"], saved["seed"]
         dataset, condition, aug, _, algorithm = saved["run_id"].split("/")
-        data = prepared[dataset]
+        data = datamod.for_run(prepared[dataset], saved.get("data_seed"))  # the run's own split and subset
         device = resolve_device(cfg["train"]["device"])  # the run's own device setting (auto: a GPU if present)
         x = data.x_train[:subset].float().to(device)
-        key = json.dumps([dataset, cfg["model"], seed], sort_keys=True)  # runs of one seed share their init
+        # runs of one seed (and data seed: n, and with it m_H, can differ) share their init
+        key = json.dumps([dataset, cfg["model"], seed, saved.get("data_seed")], sort_keys=True)
         if key not in initial:
             init = init_model(cfg["model"], data.x_train.shape[1], data.classes, data.n_train, seed, device)
             initial[key] = (init, _signs_and_kernel(init, x))

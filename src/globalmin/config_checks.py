@@ -225,6 +225,12 @@ def model_problems(config: dict[str, Any]) -> list[str]:
         if late:
             found.append(f"train.milestones.{kind} = {late} at or beyond train.epochs.{kind} = "
                          f"{train['epochs'][kind]}: such a milestone never lowers the learning rate; remove it")
+    narrow = [w for w in model["widths"][:-1] if 1 < w < 8]  # a stage that feeds a strided 1x1 shortcut conv
+    if narrow and train["channels_last"] and not train["device"].startswith("cuda"):
+        found.append(f"model.widths = {model['widths']} has a stage of {narrow[0]} channels before a strided one: "
+                     f"torch 2.14.1's CPU kernel of the strided 1x1 shortcut convolution in channels_last layout "
+                     f"corrupts memory (the job crashes) for 2 to 7 input channels; use widths of at least 8 or set "
+                     f"train.channels_last: false")
     width = model["wide_width"]
     if model["require_expressivity"] and isinstance(width, (int, str)) and width is not None:
         for dataset in config["experiment"]["datasets"]:

@@ -61,7 +61,9 @@ def phase2_step(model: WideHeadResNet, optimizer: torch.optim.Optimizer, batches
         with speed.autocast(device):
             if train_features is not None:
                 idx = batches.indices(it)
-                logits, y = model.head(train_features[idx]), batches.data.y_train[idx]
+                # index_select, not train_features[idx]: the same rows, a fifth of the time for 64 rows of an n x m_H
+                # matrix on this CPU (34 against 160 us, by hand), in every step of phase 2 and its horizon
+                logits, y = model.head(train_features.index_select(0, idx)), batches.data.y_train[idx]
             else:
                 x, y = batches(it)
                 if head_only:  # under bf16 autocast on CUDA, unlike the float32 cached features it is scored on

@@ -124,7 +124,6 @@ def sweep_runs(runs: pd.DataFrame, points: list[dict[str, Any]]) -> pd.DataFrame
         part = runs[(runs.algorithm == "recipe") & (runs.condition == p["condition"]) & ~runs.tau_ablation.astype(bool)
                     & runs.seed.isin(p["seeds"])]
         frames.append(part.assign(sweep_base=p["base"], sweep_loss=p["loss"], ratio=p["ratio"]))
-    if not frames:
-        return runs.iloc[0:0].assign(sweep_base=[], sweep_loss=[], ratio=[])
-    out = pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True) if frames else runs.iloc[0:0].assign(sweep_base=[], sweep_loss=[],
+                                                                                   ratio=[])
     return out.assign(width_ratio=out.m_H / out.n_train)
