@@ -15,13 +15,13 @@ rule aggregate:
         # one folder, not one declared file per data set: outputs whose names change with the config would
         # have no Snakemake metadata, and then a changed set of runs could not trigger this rule
         plots=directory("results/plots"),
-    params:
-        out_dir=lambda w, output: str(Path(output.claims).parent),
-        settings=as_json({"claims": config["claims"], "sweep_points": sweep_points(config)}),
     log:
         "logs/aggregate.log",
     conda:
         ENV
+    params:
+        out_dir=lambda w, output: str(Path(output.claims).parent),
+        settings=as_json({"claims": config["claims"], "sweep_points": sweep_points(config)}),
     shell:
         "globalmin aggregate --metrics {input.metrics} --config {params.settings:q} --out-dir {params.out_dir}"
         " --summary {output.summary} --plots-dir {output.plots} > {log} 2>&1"

@@ -7,18 +7,18 @@ rule train_base:
         code=code("train-base"),
     output:
         base_files(*RUN_FILES, "certificate_init.json", "tau_state.pt"),
-    params:
-        settings=base_settings,
-        run_dir=out_dir,
-    threads: config["train"]["threads"]
-    resources:
-        gpu_slots=GPU_JOBS,
     log:
         "logs/train/{dataset}/{condition}/{aug}/seed{seed}/base.log",
     benchmark:
         "logs/benchmarks/train/{dataset}/{condition}/{aug}/seed{seed}/base.tsv"
     conda:
         ENV
+    threads: config["train"]["threads"]
+    resources:
+        gpu_slots=GPU_JOBS,
+    params:
+        settings=base_settings,
+        run_dir=out_dir,
     shell:
         "globalmin train-base --data {input.data} --config {params.settings:q} --seed {wildcards.seed}"
         " --augment {wildcards.aug} --threads {threads} --out-dir {params.run_dir} > {log} 2>&1"

@@ -15,18 +15,18 @@ rule beyond_ntk:
         comparison=f"{STUDIES}/beyond_ntk/comparison.csv",
         html=f"{STUDIES}/beyond_ntk/comparison.html",
         claims=f"{STUDIES}/beyond_ntk/claims.json",
-    params:
-        out_dir=out_dir,
-        settings=as_json({**config["beyond_ntk"], "ntk_depth": config["ntk"]["depth"]}),
-    threads: config["train"]["threads"]
-    resources:
-        gpu_slots=GPU_JOBS,
     log:
         "logs/beyond_ntk.log",
     benchmark:
         "logs/benchmarks/beyond_ntk.tsv"
     conda:
         ENV
+    threads: config["train"]["threads"]
+    resources:
+        gpu_slots=GPU_JOBS,
+    params:
+        out_dir=out_dir,
+        settings=as_json({**config["beyond_ntk"], "ntk_depth": config["ntk"]["depth"]}),
     shell:
         "globalmin beyond-ntk --data {input.data} --models {input.models} --ntk-runs {input.ntk_runs}"
         " --config {params.settings:q} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"

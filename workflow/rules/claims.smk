@@ -3,8 +3,13 @@
 
 rule claims:
     input:
-        fragments=[rules.aggregate.output.claims, rules.fc_theory.output.claims, rules.ntk.output.claims,
-                   rules.beyond_ntk.output.claims, rules.local_minima.output.claims],
+        fragments=[
+            rules.aggregate.output.claims,
+            rules.fc_theory.output.claims,
+            rules.ntk.output.claims,
+            rules.beyond_ntk.output.claims,
+            rules.local_minima.output.claims,
+        ],
         code=code("claims"),
     output:
         report("results/claims.json", caption="../report/claims.rst", category="Claims"),

@@ -59,7 +59,8 @@ def figure_files(command, category):
     figure command draws (globalmin.outputs.FIGURES)."""
     names = FIGURES[command]
     return [report(f"{FIGURES_DIR}/{n}.png", caption=f"../report/{n}.rst", category=category) for n in names] + [
-        f"{FIGURES_DIR}/{n}.pdf" for n in names]
+        f"{FIGURES_DIR}/{n}.pdf" for n in names
+    ]
 
 
 def code(command):
@@ -95,9 +96,13 @@ def condition_of(name):
 
 def base_runs():
     """(dataset, condition, aug, seed) of every base run of the experiment."""
-    return [(d, c, "aug" if a else "noaug", s) for d in config["experiment"]["datasets"]
-            for c in config["experiment"]["conditions"]
-            for a in condition_of(c)["augmentation"] for s in condition_of(c)["seeds"]]
+    return [
+        (d, c, "aug" if a else "noaug", s)
+        for d in config["experiment"]["datasets"]
+        for c in config["experiment"]["conditions"]
+        for a in condition_of(c)["augmentation"]
+        for s in condition_of(c)["seeds"]
+    ]
 
 
 ABLATION = config["recipe"]["tau_ablation"]
@@ -143,19 +148,29 @@ def base_settings(wildcards):
     train = {**config["train"], "optimizer": cond["optimizer"], "lr": cond["lr"]}
     fractions = ABLATION["fractions"] if ablated(wildcards.dataset, wildcards.condition) else []
     data_seed = config["experiment"]["data_seed"]
-    return as_json({"model": model, "train": train, "tau_fraction": config["recipe"]["tau_fraction"],
-                    "ablation": fractions, "data_seed": int(wildcards.seed) if data_seed is None else data_seed,
-                    "condition": {k: cond[k] for k in ("name", "labels", "label_seed", "loss")},
-                    "certificate": {"method": config["recipe"]["certificate_method"],
-                                    "scratch": config["recipe"]["certificate_scratch"]}})
+    return as_json(
+        {
+            "model": model,
+            "train": train,
+            "tau_fraction": config["recipe"]["tau_fraction"],
+            "ablation": fractions,
+            "data_seed": int(wildcards.seed) if data_seed is None else data_seed,
+            "condition": {k: cond[k] for k in ("name", "labels", "label_seed", "loss")},
+            "certificate": {
+                "method": config["recipe"]["certificate_method"],
+                "scratch": config["recipe"]["certificate_scratch"],
+            },
+        }
+    )
 
 
 def expected_base(wildcards):
     """What train-recipe must find in its tau-states: the base run's id and config hash (base.identity)."""
     settings = json.loads(base_settings(wildcards))
     identity = fingerprint({**settings, "seed": int(wildcards.seed), "augment": wildcards.aug == "aug"})
-    return as_json({"run_id": RUN.format(**dict(wildcards.items())).removeprefix(f"{RUNS}/") + "/base",
-                    "config_hash": identity})
+    return as_json(
+        {"run_id": RUN.format(**dict(wildcards.items())).removeprefix(f"{RUNS}/") + "/base", "config_hash": identity}
+    )
 
 
 def uses_gpu():

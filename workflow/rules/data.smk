@@ -9,13 +9,13 @@ rule prepare_data:
         code=code("prepare"),
     output:
         prepared("{dataset}"),
-    params:
-        options=lambda w: as_json(config["data"].get(w.dataset, {})),
-        raw=lambda w, input: f"--raw-dir {input.raw}" if input.raw else "",
     log:
         "logs/prepare/{dataset}.log",
     conda:
         ENV
+    params:
+        options=lambda w: as_json(config["data"].get(w.dataset, {})),
+        raw=lambda w, input: f"--raw-dir {input.raw}" if input.raw else "",
     shell:
         "globalmin prepare --dataset {wildcards.dataset} --options {params.options:q} {params.raw}"
         " --out {output} > {log} 2>&1"

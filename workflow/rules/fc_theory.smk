@@ -10,15 +10,15 @@ rule fc_theory:
         rates=f"{STUDIES}/fc_theory/pass_rates.csv",
         rates_html=f"{STUDIES}/fc_theory/pass_rates.html",
         claims=f"{STUDIES}/fc_theory/claims.json",
-    params:
-        out_dir=out_dir,
-        settings=as_json(config["fc_theory"]),
     log:
         "logs/fc_theory.log",
     benchmark:
         "logs/benchmarks/fc_theory.tsv"
     conda:
         ENV
+    params:
+        out_dir=out_dir,
+        settings=as_json(config["fc_theory"]),
     shell:
         "globalmin fc-theory --data {input.data} --config {params.settings:q} --out-dir {params.out_dir}"
         " > {log} 2>&1"

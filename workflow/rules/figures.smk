@@ -1,7 +1,6 @@
 # Stage figures (src/globalmin/figures/): one rule per figure module, each drawing from the tables of its stage.
 
 
-
 rule figure_recipe:
     input:
         runs=table("runs.csv"),
@@ -9,12 +8,12 @@ rule figure_recipe:
         code=code("figure-recipe"),
     output:
         figure_files("recipe", category="Recipe"),
-    params:
-        out_dir=out_dir,
     log:
         "logs/figures/recipe.log",
     conda:
         ENV
+    params:
+        out_dir=out_dir,
     shell:
         "globalmin figure-recipe --inputs runs={input.runs} curves={input.curves} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -27,12 +26,12 @@ rule figure_sweep:
         code=code("figure-sweep"),
     output:
         figure_files("sweep", category="Recipe"),
-    params:
-        out_dir=out_dir,
     log:
         "logs/figures/sweep.log",
     conda:
         ENV
+    params:
+        out_dir=out_dir,
     shell:
         "globalmin figure-sweep --inputs runs={input.runs} sweep={input.sweep} horizon={input.horizon}"
         " --out-dir {params.out_dir} > {log} 2>&1"
@@ -44,12 +43,12 @@ rule figure_fc_theory:
         code=code("figure-fc-theory"),
     output:
         figure_files("fc-theory", category="Expressivity"),
-    params:
-        out_dir=out_dir,
     log:
         "logs/figures/fc_theory.log",
     conda:
         ENV
+    params:
+        out_dir=out_dir,
     shell:
         "globalmin figure-fc-theory --inputs runs={input.runs} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -60,13 +59,13 @@ rule figure_ntk:
         code=code("figure-ntk"),
     output:
         figure_files("ntk", category="NTK regime"),
-    params:
-        settings=as_json({"depth": config["ntk"]["depth"]}),
-        out_dir=out_dir,
     log:
         "logs/figures/ntk.log",
     conda:
         ENV
+    params:
+        settings=as_json({"depth": config["ntk"]["depth"]}),
+        out_dir=out_dir,
     shell:
         "globalmin figure-ntk --inputs runs={input.runs} --config {params.settings:q} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -78,13 +77,13 @@ rule figure_beyond_ntk:
         code=code("figure-beyond-ntk"),
     output:
         figure_files("beyond-ntk", category="NTK regime"),
-    params:
-        settings=as_json({"depth": config["ntk"]["depth"]}),
-        out_dir=out_dir,
     log:
         "logs/figures/beyond_ntk.log",
     conda:
         ENV
+    params:
+        settings=as_json({"depth": config["ntk"]["depth"]}),
+        out_dir=out_dir,
     shell:
         "globalmin figure-beyond-ntk --inputs resnet={input.resnet} ntk={input.ntk} --config {params.settings:q}"
         " --out-dir {params.out_dir} > {log} 2>&1"
@@ -96,11 +95,11 @@ rule figure_local_minima:
         code=code("figure-local-minima"),
     output:
         figure_files("local-minima", category="Local minima"),
-    params:
-        out_dir=out_dir,
     log:
         "logs/figures/local_minima.log",
     conda:
         ENV
+    params:
+        out_dir=out_dir,
     shell:
         "globalmin figure-local-minima --inputs runs={input.runs} --out-dir {params.out_dir} > {log} 2>&1"

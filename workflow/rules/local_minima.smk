@@ -11,16 +11,16 @@ rule local_minima:
         summary=f"{STUDIES}/local_minima/summary.csv",
         html=f"{STUDIES}/local_minima/summary.html",
         claims=f"{STUDIES}/local_minima/claims.json",
-    params:
-        out_dir=out_dir,
-        settings=as_json(config["local_minima"]),
-    threads: config["local_minima"]["threads"]
     log:
         "logs/local_minima.log",
     benchmark:
         "logs/benchmarks/local_minima.tsv"
     conda:
         ENV
+    threads: config["local_minima"]["threads"]
+    params:
+        out_dir=out_dir,
+        settings=as_json(config["local_minima"]),
     shell:
         "globalmin local-minima --data {input.data} --config {params.settings:q} --out-dir {params.out_dir}"
         " > {log} 2>&1"

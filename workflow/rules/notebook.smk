@@ -11,14 +11,14 @@ rule notebook:
         code=code("notebook"),
     output:
         "report/explore.ipynb",
-    params:
-        tables=lambda w, input: str(Path(input.runs).parent),
-        runs_dir=lambda w: RUNS,
-        data_dir=lambda w, input: str(Path(input.data[0]).parent),
     log:
         "logs/notebook.log",
     conda:
         ENV
+    params:
+        tables=lambda w, input: str(Path(input.runs).parent),
+        runs_dir=lambda w: RUNS,
+        data_dir=lambda w, input: str(Path(input.data[0]).parent),
     shell:
         "globalmin notebook --tables {params.tables} --claims {input.claims} --runs-dir {params.runs_dir}"
         " --data-dir {params.data_dir} --out {output} > {log} 2>&1"

@@ -11,14 +11,14 @@ rule ntk:
         curves=f"{STUDIES}/ntk/curves.csv",
         memorisation=f"{STUDIES}/ntk/memorisation.csv",
         claims=f"{STUDIES}/ntk/claims.json",
-    params:
-        out_dir=out_dir,
-        settings=as_json(config["ntk"]),
     log:
         "logs/ntk.log",
     benchmark:
         "logs/benchmarks/ntk.tsv"
     conda:
         ENV
+    params:
+        out_dir=out_dir,
+        settings=as_json(config["ntk"]),
     shell:
         "globalmin ntk --data {input.data} --config {params.settings:q} --out-dir {params.out_dir} > {log} 2>&1"

@@ -9,19 +9,19 @@ rule train_recipe:
         code=code("train-recipe"),
     output:
         recipe_outputs(["recipe"]),
-    params:
-        recipe=as_json({k: v for k, v in config["recipe"].items() if k != "tau_ablation"}),
-        expect=expected_base,
-        run_dirs=recipe_dirs,
-    threads: config["train"]["threads"]
-    resources:
-        gpu_slots=GPU_JOBS,
     log:
         "logs/train/{dataset}/{condition}/{aug}/seed{seed}/recipe.log",
     benchmark:
         "logs/benchmarks/train/{dataset}/{condition}/{aug}/seed{seed}/recipe.tsv"
     conda:
         ENV
+    threads: config["train"]["threads"]
+    resources:
+        gpu_slots=GPU_JOBS,
+    params:
+        recipe=as_json({k: v for k, v in config["recipe"].items() if k != "tau_ablation"}),
+        expect=expected_base,
+        run_dirs=recipe_dirs,
     shell:
         "globalmin train-recipe --data {input.data} --tau-states {input.tau_states} --recipe {params.recipe:q}"
         " --expect {params.expect:q} --threads {threads} --out-dirs {params.run_dirs} > {log} 2>&1"

@@ -19,17 +19,20 @@ rule report:
         summary="report/summary.md",
         table=report("report/tables/table1.html", caption="../report/table1.rst", category="Recipe"),
         tables=[f"report/tables/{name}" for name in REPORT_TABLES if name != "table1.html"],
-    params:
-        tables=lambda w, input: str(Path(input.runs).parent),
-        settings=as_json({k: config[k] for k in ("model", "train", "recipe", "claims", "report", "experiment",
-                                                 "data", "width_sweep")}),
     log:
         "logs/report.log",
     conda:
         ENV
+    params:
+        tables=lambda w, input: str(Path(input.runs).parent),
+        settings=as_json(
+            {
+                k: config[k]
+                for k in ("model", "train", "recipe", "claims", "report", "experiment", "data", "width_sweep")
+            }
+        ),
     shell:
         "globalmin report --tables {params.tables} --claims {input.claims} --figures {input.figures}"
         " --study-tables fc_theory={input.fc_rates} beyond_ntk={input.beyond_ntk} local_minima={input.local_minima}"
         " --paper-values {input.paper_values} --config {params.settings:q} --out {output.html}"
         " --summary {output.summary} > {log} 2>&1"
-

@@ -11,11 +11,11 @@ localrules:
 rule fetch_raw:
     output:
         directory("data/raw/{dataset}"),
-    params:
-        options=lambda w: as_json(config["data"].get(w.dataset, {})),
     log:
         "logs/fetch/{dataset}.log",
     conda:
         ENV
+    params:
+        options=lambda w: as_json(config["data"].get(w.dataset, {})),
     shell:
         "globalmin fetch --dataset {wildcards.dataset} --options {params.options:q} --out {output} > {log} 2>&1"
