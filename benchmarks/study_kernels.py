@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -298,8 +299,11 @@ def twins_record(rev: str, repeats: int) -> dict:
                             "source": "benchmarks/results/pipeline-cpu-2core.json"}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        before, now = source_tree(rev, tmp / "before"), REPO / "src"
-        library = [str(REPO / "benchmarks" / "torch_func_jacobian.py")]
+        # copies of both trees: what is timed stays put while the working tree is edited
+        before, now = source_tree(rev, tmp / "before"), tmp / "now" / "src"
+        shutil.copytree(REPO / "src", now, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(now)], check=True)
+        library = [shutil.copy(REPO / "benchmarks" / "torch_func_jacobian.py", tmp / "now")]
 
         def job(command: str, cfg: dict, entry: list[str], src: Path, out: str) -> tuple[list[str], Path]:
             return ([sys.executable, *entry, command, "--data", str(digits), "--config", json.dumps(cfg),
