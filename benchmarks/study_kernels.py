@@ -316,10 +316,11 @@ def twins_record(rev: str, repeats: int) -> dict:
         record["local_minima"] = {
             "what": "`globalmin local-minima` with config/config.yaml's local_minima section, through the "
                     "interpreter's teardown: REV (written-out first-order gradient, globalmin.optim's Adam on one "
-                    "flat vector, written-out Jacobian) vs now (autograd and torch.optim.Adam, written-out "
-                    "Jacobian) vs now with vmap(jacrev) of one point for the Jacobian",
+                    "flat vector, Levenberg-Marquardt's trial steps written into one vector the parameters view, "
+                    "written-out Jacobian) vs now (autograd and torch.optim.Adam, nn.utils.vector_to_parameters, "
+                    "written-out Jacobian) vs now with vmap(jacrev) of one point for the Jacobian",
             "variants": lm,
-            "first_order_gradient": verdict(lm["before"], lm["now"], 1, worth, bar),
+            "first_order_gradient_and_lm_views": verdict(lm["before"], lm["now"], 1, worth, bar),
             "jacobian": verdict(lm["now"], lm["now_library_jacobian"], 1, worth, bar),
             "outputs": [same_frame(tmp / "lm_before" / "runs.csv", tmp / "lm_now" / "runs.csv"),
                         same_frame(tmp / "lm_now" / "runs.csv", tmp / "lm_library" / "runs.csv")]}

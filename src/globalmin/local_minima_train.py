@@ -26,16 +26,6 @@ def first_order(model: Student, x: torch.Tensor, y: torch.Tensor, optimizer: str
         opt.step()
 
 
-def flatten(model: Student) -> torch.Tensor:
-    """One vector of all parameters, which the live parameters become views of (in `model.parameters()` order), so
-    that a trial step is one operation on one tensor."""
-    params = list(model.parameters())
-    flat = nn.utils.parameters_to_vector(params).detach()
-    for p, piece in zip(params, flat.split([p.numel() for p in params])):
-        p.data = piece.view_as(p)
-    return flat
-
-
 @torch.no_grad()
 def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad_target: float) -> int:
     """Levenberg-Marquardt on the residual f(X) − y, in place; returns the iterations used.
@@ -45,15 +35,12 @@ def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad
     ‖∇L‖ <= grad_target, or when no damping gives descent (a ReLU kink, or the end of float64 precision).
     """
     yv, damping = y.reshape(-1), 1e-3
-    # The live parameters become views of one vector, so that a trial step is one subtraction written into it
-    # (nn.utils.vector_to_parameters rebinds every tensor, a third of this loop's time at the study's sizes).
-    flat = flatten(model)
-    params = dict(model.named_parameters())  # the live parameters: each trial step is written into them
+    params = dict(model.named_parameters())  # the live parameters: vector_to_parameters writes each trial into them
 
     def residual() -> torch.Tensor:
         return model(x).reshape(-1) - yv  # the same arithmetic as outputs() and loss(), without their copies
 
-    theta, r = flat.clone(), residual()
+    theta, r = nn.utils.parameters_to_vector(model.parameters()).detach(), residual()
     value = float(0.5 * (r ** 2).sum())
     for it in range(iters):
         j, _ = jacobian(model, params, x)  # r is the residual at theta: the accepted trial's, or the first
@@ -69,15 +56,16 @@ def polish_lm(model: Student, x: torch.Tensor, y: torch.Tensor, iters: int, grad
                 # (JᵀJ + λI)⁻¹ Jᵀ r = Jᵀ (JJᵀ + λI)⁻¹ r: the same step from either side
                 step = (j.T @ torch.cholesky_solve(r[:, None], chol)).flatten() if j.shape[0] < j.shape[1] \
                     else torch.cholesky_solve(g[:, None], chol).flatten()
-                torch.sub(theta, step, out=flat)
+                trial_theta = theta - step
+                nn.utils.vector_to_parameters(trial_theta, model.parameters())
                 trial_r = residual()
                 trial = float(0.5 * (trial_r ** 2).sum())
                 if trial < value:
-                    theta, r, value, damping = flat.clone(), trial_r, trial, max(damping / 3, 1e-12)
+                    theta, r, value, damping = trial_theta, trial_r, trial, max(damping / 3, 1e-12)
                     break
             damping *= 4
             if damping > 1e12:
-                flat.copy_(theta)
+                nn.utils.vector_to_parameters(theta, model.parameters())
                 return it
     return iters
 
