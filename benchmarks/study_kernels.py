@@ -379,7 +379,9 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.twins:
         record = {"machine": machine(torch=torch.__version__, threads=1),
-                  **twins_record(args.twins, args.repeats or 3), "date": time.strftime("%Y-%m-%d")}
+                  **twins_record(args.twins, args.repeats or 3),
+                  # other work on a shared machine inflates every time measured: the bar is a quiet machine's
+                  "load_average_after": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%d")}
         write_record(record, args.out, "study-twins")
         return
     repeats = args.repeats or 20
