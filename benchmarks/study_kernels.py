@@ -23,9 +23,11 @@ stays only where it saves more than 5 % of the default DAG's wall time), alterna
 - the ways out of a `globalmin` process: the interpreter's teardown, os._exit after a garbage collection, and the
   same with the imports' objects frozen out of that collection (gc.freeze), on one command of each kind the
   default DAG runs (torch, figures, light), counted over the DAG's jobs from `snakemake --dry-run`.
-Savings are set against the default DAG's wall time in benchmarks/results/pipeline-cpu-2core.json: a CPU-second
-saved in a job is worth wall/CPU of that record in the DAG (the DAG keeps its cores busy).
-Usage: python benchmarks/study_kernels.py --twins 09b460d [--repeats 3] [--out FILE]
+Savings are set against the default DAG of a pipeline_time.py record (--pipeline; best one timed on the same
+machine): a CPU-second saved in a job is worth that DAG's wall/CPU (it keeps its cores busy), the bar is 5 % of
+its wall time. --judge RECORD judges an existing record against --pipeline again without timing anything.
+Usage: python benchmarks/study_kernels.py --twins 09b460d [--repeats 3] [--pipeline FILE] [--out FILE]
+       python benchmarks/study_kernels.py --judge FILE --pipeline FILE
 Writes benchmarks/results/study-twins-<machine>.json; needs data/prepared/digits.pt.
 """
 
@@ -258,14 +260,36 @@ def alternate(variants: dict[str, tuple[list[str], Path]], repeats: int) -> dict
                    "median_cpu_s": round(statistics.median(c for _, c in ts), 3)} for name, ts in times.items()}
 
 
-def verdict(with_twin: dict, without: dict, jobs: int, worth: float, bar: float) -> dict:
-    """A twin's saving: median CPU (and wall) seconds of its job without it less with it, times `jobs`, and what that
-    is worth in the default DAG's wall time against the 5 % bar (kept only above it)."""
-    cpu = jobs * (without["median_cpu_s"] - with_twin["median_cpu_s"])
-    dag = cpu * worth
-    return {"saved_cpu_s": round(cpu, 3), "saved_wall_s": round(jobs * (without["median_wall_s"]
-                                                                       - with_twin["median_wall_s"]), 3),
-            "dag_wall_s": round(dag, 2), "bar_s": round(bar, 2), "keep": bool(dag > bar)}
+def verdict(with_twin: dict, without: dict, worth: float, bar: float, jobs: dict[str, int] | None = None) -> dict:
+    """A twin's saving: median CPU (and wall) seconds without it less with it (per job of each command, times the
+    DAG's jobs it stands for, when `jobs` is given), and what that is worth in the DAG's wall time against the bar
+    (kept only above it)."""
+    jobs = jobs or {"": 1}
+    cpu = sum(n * (without[c]["median_cpu_s"] - with_twin[c]["median_cpu_s"]) for c, n in jobs.items())
+    wall = sum(n * (without[c]["median_wall_s"] - with_twin[c]["median_wall_s"]) for c, n in jobs.items())
+    return {"saved_cpu_s": round(cpu, 2), "saved_wall_s": round(wall, 2), "dag_wall_s": round(cpu * worth, 2),
+            "bar_s": round(bar, 2), "keep": bool(cpu * worth > bar)}
+
+
+def judge(record: dict, pipeline: Path) -> dict:
+    """Each twin's saving against the DAG of `pipeline` (a pipeline_time.py record of the default DAG, best timed on
+    the same machine as the jobs): a CPU-second saved is worth the DAG's wall/CPU, the bar is 5 % of its wall."""
+    dag = json.loads(pipeline.read_text())
+    worth, bar = dag["wall_seconds"] / dag["cpu_seconds_all_processes"], 0.05 * dag["wall_seconds"]
+    record["dag"] = {"wall_s": dag["wall_seconds"], "cpu_s": dag["cpu_seconds_all_processes"],
+                     "wall_per_cpu_s": round(worth, 3), "bar_s": round(bar, 2),
+                     "source": str(pipeline.resolve().relative_to(REPO)) if pipeline.resolve().is_relative_to(REPO)
+                     else str(pipeline), "machine": dag["machine"]}
+    lm = {name: {"": times} for name, times in record["local_minima"]["variants"].items()}  # one job each
+    nt = {name: {"": times} for name, times in record["ntk"]["variants"].items()}
+    record["local_minima"]["first_order_gradient_and_lm_views"] = verdict(lm["before"], lm["now"], worth, bar)
+    record["local_minima"]["jacobian"] = verdict(lm["now"], lm["now_library_jacobian"], worth, bar)
+    record["ntk"]["gd_steps_and_jacobian"] = verdict(nt["before"], nt["now"], worth, bar)
+    jobs = {c: sum(rules.values()) for c, rules in record["exit"]["stands_for"].items()}
+    ways = {way: {c: times[way] for c, times in record["exit"]["variants"].items()} for way in EXITS}
+    record["exit"]["os_exit"] = verdict(ways["os_exit"], ways["teardown"], worth, bar, jobs)
+    record["exit"]["gc_freeze"] = verdict(ways["os_exit_frozen"], ways["os_exit"], worth, bar, jobs)
+    return record
 
 
 def same_frame(a: Path, b: Path) -> dict:
@@ -287,16 +311,10 @@ def twins_record(rev: str, repeats: int) -> dict:
     if not digits.exists():
         raise SystemExit(f"{digits} is missing: run `globalmin prepare --dataset digits --out {digits}` first")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    test = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    pipeline = json.loads((REPO / "benchmarks" / "results" / "pipeline-cpu-2core.json").read_text())
-    worth, bar = pipeline["wall_seconds"] / pipeline["cpu_seconds_all_processes"], 0.05 * pipeline["wall_seconds"]
     record: dict = {"before": subprocess.run(["git", "-C", str(REPO), "rev-parse", rev], capture_output=True,
                                              text=True, check=True).stdout.strip(),
                     "now": subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                                          capture_output=True, text=True, check=True).stdout.strip(),
-                    "dag": {"wall_s": pipeline["wall_seconds"], "cpu_s": pipeline["cpu_seconds_all_processes"],
-                            "wall_per_cpu_s": round(worth, 3), "bar_s": round(bar, 2),
-                            "source": "benchmarks/results/pipeline-cpu-2core.json"}}
+                                          capture_output=True, text=True, check=True).stdout.strip()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # copies of both trees: what is timed stays put while the working tree is edited
@@ -320,8 +338,6 @@ def twins_record(rev: str, repeats: int) -> dict:
                     "written-out Jacobian) vs now (autograd and torch.optim.Adam, nn.utils.vector_to_parameters, "
                     "written-out Jacobian) vs now with vmap(jacrev) of one point for the Jacobian",
             "variants": lm,
-            "first_order_gradient_and_lm_views": verdict(lm["before"], lm["now"], 1, worth, bar),
-            "jacobian": verdict(lm["now"], lm["now_library_jacobian"], 1, worth, bar),
             "outputs": [same_frame(tmp / "lm_before" / "runs.csv", tmp / "lm_now" / "runs.csv"),
                         same_frame(tmp / "lm_now" / "runs.csv", tmp / "lm_library" / "runs.csv")]}
         nt = alternate({"before": job("ntk", ntk_cfg, ["-c", MAIN], before, "ntk_before"),
@@ -329,42 +345,32 @@ def twins_record(rev: str, repeats: int) -> dict:
         record["ntk"] = {
             "what": "`globalmin ntk` with config/config.yaml's ntk section, through the interpreter's teardown: REV "
                     "(written-out GD steps and Jacobian) vs now (autograd with torch.optim.SGD, jacrev)",
-            "variants": nt, "gd_steps_and_jacobian": verdict(nt["before"], nt["now"], 1, worth, bar),
+            "variants": nt,
             "outputs": [same_frame(tmp / "ntk_before" / f, tmp / "ntk_now" / f)
                         for f in ("runs.csv", "curves.csv", "memorisation.csv")]}
 
-        lm_test = {**lm_cfg, **test["local_minima"]}
+        # a local-minimum study of one tiny student: the imports and torch.optim's first step (torch._dynamo), as a
+        # training job has them, with next to no computing, so that the exit is not lost in the job's spread
+        lm_tiny = {**lm_cfg, "data": ["teacher"], "n": 8, "activations": ["tanh"], "depths": [1], "widths": [2],
+                   "seeds": [0], "steps": 2, "polish_iters": 2, "rf_draws": 1}
         commands = {  # the commands whose exits stand for the DAG's (rule_command)
             "prepare": ["prepare", "--dataset", "digits", "--out", str(tmp / "digits.pt")],
-            "local-minima": ["local-minima", "--data", str(digits), "--config", json.dumps(lm_test),
+            "local-minima": ["local-minima", "--data", str(digits), "--config", json.dumps(lm_tiny),
                              "--out-dir", str(tmp / "lm_test")],
             "figure-ntk": ["figure-ntk", "--inputs", f"runs={tmp / 'ntk_now' / 'runs.csv'}",
                            "--config", json.dumps({"depth": ntk_cfg["depth"]}), "--out-dir", str(tmp / "figures")],
             "claims": ["claims", "--fragments", str(tmp / "lm_now" / "claims.json"),
                        str(tmp / "ntk_now" / "claims.json"), "--out", str(tmp / "claims.json")]}
         exits = {name: alternate({way: ([sys.executable, "-c", code, *argv], now) for way, code in EXITS.items()},
-                                 max(5, 2 * repeats)) for name, argv in commands.items()}
+                                 max(10, 4 * repeats)) for name, argv in commands.items()}
     jobs = dag_jobs()
-    stands_for = {name: {rule: n for rule, n in jobs.items() if rule_command(rule) == name} for name in commands}
-
-    def pooled(faster: str, slower: str) -> dict:
-        """One way out against another over the DAG's jobs: each command's median saving times the jobs it stands
-        for."""
-        per_job = {name: {k: exits[name][slower][k] - exits[name][faster][k] for k in ("median_cpu_s",
-                                                                                         "median_wall_s")}
-                   for name in commands}
-        cpu = sum(sum(stands_for[c].values()) * per_job[c]["median_cpu_s"] for c in commands)
-        wall = sum(sum(stands_for[c].values()) * per_job[c]["median_wall_s"] for c in commands)
-        return {"saved_per_job_cpu_s": {c: round(v["median_cpu_s"], 3) for c, v in per_job.items()},
-                "saved_cpu_s": round(cpu, 2), "saved_wall_s": round(wall, 2), "dag_wall_s": round(cpu * worth, 2),
-                "bar_s": round(bar, 2), "keep": bool(cpu * worth > bar)}
-
     record["exit"] = {"what": "fresh `globalmin` processes leaving through the interpreter's teardown "
                               "(sys.exit(main())), through os._exit after gc.collect, and so with the imports frozen "
                               "out of that collection (gc.freeze: cli.console as it was), each command standing for "
                               "the DAG's jobs that load what it loads",
-                      "dag_jobs": jobs, "stands_for": stands_for, "variants": exits,
-                      "os_exit": pooled("os_exit", "teardown"), "gc_freeze": pooled("os_exit_frozen", "os_exit")}
+                      "dag_jobs": jobs, "variants": exits,
+                      "stands_for": {name: {rule: n for rule, n in jobs.items() if rule_command(rule) == name}
+                                     for name in commands}}
     return record
 
 
@@ -374,13 +380,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="default 20 (kernels), 3 (--twins)")
     parser.add_argument("--twins", metavar="REV", default=None,
                         help="time the study jobs and the process exit against git revision REV's twins")
+    parser.add_argument("--pipeline", type=Path, default=REPO / "benchmarks" / "results" / "pipeline-cpu-2core.json",
+                        help="the DAG record the twins' savings are judged against (pipeline_time.py's)")
+    parser.add_argument("--judge", metavar="RECORD", type=Path, default=None,
+                        help="judge an existing --twins record against --pipeline again, without timing anything")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.judge:
+        record = judge(json.loads(args.judge.read_text()), args.pipeline)
+        write_record(record, args.out or str(args.judge), "study-twins")
+        return
     torch.set_num_threads(1)
     if args.twins:
-        record = {"machine": machine(torch=torch.__version__, threads=1),
-                  **twins_record(args.twins, args.repeats or 3),
-                  # other work on a shared machine inflates every time measured: the bar is a quiet machine's
+        measured = twins_record(args.twins, args.repeats or 3)
+        record = {"machine": machine(torch=torch.__version__, threads=1), **judge(measured, args.pipeline),
+                  # other work on a shared machine inflates every time measured: say how quiet it was
                   "load_average_after": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%d")}
         write_record(record, args.out, "study-twins")
         return
