@@ -50,15 +50,24 @@ def test_conditions_table_and_base_error_at_tau(tables):
     assert set(conditions.Condition) == {"standard", "random_labels"}
     noaug = conditions[(conditions.Condition == "random_labels")].iloc[0]
     runs = pd.read_csv(tables / "tables" / "runs.csv")
-    kind = runs[(runs.condition == "random_labels") & (runs.algorithm == "recipe")].p2_infimum_kind.iloc[0]
-    assert noaug["infimum (no weight decay)"].startswith({"zero": "0 ", "undecided": "undecided "}.get(kind, ""))
-    assert noaug["infimum (no weight decay)"].endswith("(1/1)") and "→" in noaug["gap at τ → T (median)"]
+    run = runs[(runs.condition == "random_labels") & (runs.algorithm == "recipe")].iloc[0]
+    expected = {"zero": "0 (1/1)", "undecided": "undecided (1/1)",
+                "positive": f"{run.p2_infimum:.3g} > 0 (1/1)"}[run.p2_infimum_kind]  # KeyError on any other kind
+    assert noaug["infimum (no weight decay)"] == expected and "→" in noaug["gap at τ → T (median)"]
     augmented = conditions[conditions.Augmentation == "yes"].iloc[0]
     assert augmented["gap at τ → T (median)"] == "–"  # not computed for augmented runs
     assert runs[runs.algorithm == "recipe"].base_train_error_at_tau.notna().all()
     ledger = claims.merge([tables / "tables" / "claims.json"])
     assert [c["id"] for c in ledger["claims"]] == ["R1", "R2", "R3"]
     assert [c["id"] for c in ledger["checks"]] == ["C1", "C2", "C3"]
+
+
+def test_infimum_text_names_each_kind_with_its_count():
+    group = pd.DataFrame({"p2_infimum_kind": ["zero", "positive", "positive", "undecided", None],
+                          "p2_infimum": [0.0, 0.5, 0.7, None, None]})
+    assert aggregate.infimum_text(group) == "0.6 > 0 (2/5); undecided (1/5); 0 (1/5)"
+    assert aggregate.infimum_text(group.iloc[:1]) == "0 (1/1)"
+    assert aggregate.infimum_text(group.iloc[4:]) == "–"  # no unregularised problem solved (augmented runs)
 
 
 def test_no_runs_is_an_error():

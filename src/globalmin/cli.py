@@ -234,9 +234,8 @@ def entry_point(command: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(spec.module), spec.entry)
 
 
-def main(argv: list[str] | None = None, freeze_imports: bool = False) -> int:
-    """Run one command; `freeze_imports` (the console script's) exempts every object the imports made from the
-    garbage collector's passes (gc.freeze): module objects live to the end of the process anyway."""
+def main(argv: list[str] | None = None) -> int:
+    """Run one command."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -245,8 +244,6 @@ def main(argv: list[str] | None = None, freeze_imports: bool = False) -> int:
     cfg, inputs, outputs = split_args(args)
     limit_threads(cfg.get("threads") or 1)  # one job's share of the CPU: Snakemake runs jobs side by side
     stage = entry_point(args.command)  # imports the stage's module, torch included where it computes with it
-    if freeze_imports:
-        gc.freeze()
     try:
         result = stage(cfg, inputs, outputs)
     except UserError as err:
@@ -262,15 +259,15 @@ def console(argv: list[str] | None = None) -> NoReturn:
     """The `globalmin` console script (and `python -m globalmin`): `main`, then leave without the interpreter's
     teardown once it has succeeded or failed cleanly.
 
-    Why: tearing down an interpreter that imported torch is a noticeable part of every short job (torch.library's
-    finalizers unregister each operator torch registered, then every module is cleared), in each of the DAG's
-    torch jobs (benchmarks/results/study-kernels-cpu-2core.json, row console_exit). Nothing is lost: a stage
-    writes each output whole and closed before `main` returns (runinfo.atomic_write); a garbage collection then
-    finalizes whatever a reference cycle still holds (an open file, a scratch file deleted with its tensor), and
-    the logs and standard streams are flushed. That collection skips the objects the imports made (frozen before
-    the stage runs), so it is short (timed once by hand).
-    An unexpected exception is not caught here, so it leaves with its traceback through the usual teardown."""
-    code = main(argv, freeze_imports=True)
+    Why: tearing down an interpreter that imported torch (torch.library's finalizers unregister each operator
+    torch registered, then every module is cleared) costs each of the default DAG's jobs a share of a second, more
+    than 5 % of the DAG's wall time over its jobs (row `exit`, key `os_exit`, of
+    benchmarks/results/study-twins-cpu-2core.json). Nothing is lost: a stage writes each output whole and closed
+    before `main` returns (runinfo.atomic_write); a garbage collection then finalizes whatever a reference cycle
+    still holds (an open file, a scratch file deleted with its tensor), and the logs and standard streams are
+    flushed. An unexpected exception is not caught here, so it leaves with its traceback through the usual
+    teardown."""
+    code = main(argv)
     gc.collect()
     logging.shutdown()
     sys.stdout.flush()

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from scipy import stats
+from torch.func import jacrev
 
 from globalmin.claims import make_claim, write_fragment
 from globalmin.runinfo import derive_seed, write_text
@@ -74,54 +76,11 @@ def hidden_layers(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tenso
     return hidden
 
 
-def layer_errors(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], hidden: list[torch.Tensor],
-                 out_grad: torch.Tensor) -> list[torch.Tensor]:
-    """δ_1 .. δ_L (n x m each) from dF/df (n x d_out): the gradient of F with respect to W_l is δ_lᵀ h_{l-1}.
-    With a leading dimension (out_grad n x d_out x d_out, hidden n x 1 x m), the same per point and output: what
-    `jacobian` writes out.
-
-    Back-propagation written out with autograd's own relu kernel (threshold_backward), so that a GD step can add
-    the rank-n update δ_lᵀ h_{l-1} into W_l in place (`descend`): autograd would write each m x m gradient
-    out first, and the step then read it again (benchmarks/results/study-kernels-cpu-2core.json, row ntk_gd)."""
-    errors, grad = [], out_grad @ fixed["B"]  # dF / dh_L
-    for layer in range(len(trained), 0, -1):
-        errors.insert(0, torch.ops.aten.threshold_backward(grad, hidden[layer].expand_as(grad), 0))
-        if layer > 1:  # the gradient with respect to h_0 (A is fixed) is not needed
-            grad = errors[0] @ trained[f"W{layer}"]
-    return errors
-
-
-def squared_gradient_norm(hidden: list[torch.Tensor], errors: list[torch.Tensor]) -> torch.Tensor:
-    """‖∇F‖² over the trained layers, from n x n Gram matrices: ‖δᵀh‖²_F = Σ (δδᵀ) ⊙ (hhᵀ), never forming δᵀh."""
-    return sum(((e @ e.T) * (h @ h.T)).sum() for e, h in zip(errors, hidden))
-
-
-def descend(trained: dict[str, torch.Tensor], hidden: list[torch.Tensor], errors: list[torch.Tensor],
-            eta: float) -> None:
-    """One GD step in place, W_l <- W_l - eta δ_lᵀ h_{l-1}: one pass over each m x m weight."""
-    for layer, (e, h) in enumerate(zip(errors, hidden), start=1):
-        trained[f"W{layer}"].addmm_(e.T, h, alpha=-eta)
-
-
 def jacobian(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """J (n d_out x #trained weights): row i·d_out + o, the columns of W_1, W_2, ... each flattened row-major.
-
-    Back-propagation of every output written out, with the kernel autograd runs for relu (threshold_backward),
-    straight into one preallocated matrix. Why not torch.func.jacrev: it back-propagates n·d_out one-hot
-    cotangents through the whole batch, and its per-layer blocks must then be copied into one J (twice J's
-    memory): slower than this at m = 1,024, depth 2 (benchmarks/results/study-kernels-cpu-2core.json, row
-    ntk_kernel). Equal to jacrev's up to float64 rounding (the matmuls back through W_l have another shape, so
-    BLAS may sum in another order): tests/test_ntk.py."""
-    hidden = hidden_layers(trained, fixed, x)
-    (n, _), d_out = x.shape, fixed["B"].shape[0]
-    # one-hot cotangents: identity @ B is B exactly, so errors[l - 1][i, o] is d f_o(x_i) / d (W_l h_{l-1}(x_i))
-    cotangents = torch.eye(d_out, dtype=x.dtype, device=x.device).expand(n, d_out, d_out)
-    errors = layer_errors(trained, fixed, [h[:, None, :] for h in hidden], cotangents)
-    sizes = [e.shape[-1] * h.shape[-1] for e, h in zip(errors, hidden)]
-    jac = torch.empty(n * d_out, sum(sizes), dtype=x.dtype, device=x.device)
-    for block, e, h in zip(jac.split(sizes, dim=1), errors, hidden):
-        torch.mul(e[..., :, None], h[:, None, None, :], out=block.view(n, d_out, e.shape[-1], h.shape[-1]))
-    return jac
+    """J (n d_out x #trained weights): row i·d_out + o, the columns of W_1, W_2, ... each flattened row-major
+    (torch.func.jacrev of the stacked outputs)."""
+    blocks = jacrev(lambda p: forward(p, fixed, x).reshape(-1))(trained)
+    return torch.cat([b.reshape(b.shape[0], -1) for b in blocks.values()], dim=1)
 
 
 def empirical_ntk(trained: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -164,16 +123,16 @@ def train_gd(x: torch.Tensor, y: torch.Tensor, m: int, depth: int, seed: int, c:
     lam_min, lam_max = float(eig0[0]), float(eig0[-1])
     eta = c / lam_max
     losses, pl_ratios = [], []
-    trained = {k: v.clone() for k, v in params.items()}
+    trained = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    opt = torch.optim.SGD(trained.values(), lr=eta)
     for _ in range(steps):
-        hidden = hidden_layers(trained, fixed, x)
-        residual = hidden[-1] @ fixed["B"].T - y
-        errors = layer_errors(trained, fixed, hidden, residual)
-        grad_sq, value = torch.stack([squared_gradient_norm(hidden, errors), 0.5 * (residual ** 2).sum()]).tolist()
-        losses.append(value)
-        pl_ratios.append(grad_sq / value)
-        descend(trained, hidden, errors, eta)
-    final = trained
+        opt.zero_grad()
+        loss = 0.5 * ((forward(trained, fixed, x) - y) ** 2).sum()
+        loss.backward()
+        losses.append(loss.item())
+        pl_ratios.append(sum((p.grad ** 2).sum() for p in trained.values()).item() / losses[-1])
+        opt.step()
+    final = {k: v.detach() for k, v in trained.items()}
     losses.append(float(0.5 * ((forward(final, fixed, x) - y) ** 2).sum()))
     half = len(losses) // 2
     fit = stats.linregress(np.arange(half, len(losses)), np.log(losses[half:]))
@@ -224,22 +183,23 @@ def memorise(x: torch.Tensor, labels: torch.Tensor, m: int, depth: int, seed: in
     classes = int(labels.max()) + 1
     params = init_network(x.shape[1], m, depth, classes, seed)
     fixed = {"A": params.pop("A"), "B": params.pop("B")}
-    trained = {k: v.clone() for k, v in params.items()}
-    steps_to_fit, onehot = None, torch.nn.functional.one_hot(labels, classes).to(x.dtype)
+    trained = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    opt = torch.optim.SGD(trained.values(), lr=lr)
+    steps_to_fit = None
     for step in range(max_steps + 1):
-        hidden = hidden_layers(trained, fixed, x)
-        out = hidden[-1] @ fixed["B"].T
+        opt.zero_grad()
+        out = forward(trained, fixed, x)
         if bool((out.argmax(1) == labels).all()):
             steps_to_fit = step
             break
         if step == max_steps:
             break
-        # d(mean cross-entropy)/d logits = (softmax - one-hot) / n
-        errors = layer_errors(trained, fixed, hidden, (torch.softmax(out, 1) - onehot) / len(labels))
-        descend(trained, hidden, errors, lr)
+        F.cross_entropy(out, labels).backward()  # the mean over the points
+        opt.step()
     # every way out of the loop is a break taken before the weights are updated, so `out` holds the final logits
+    out = out.detach()
     accuracy = float((out.argmax(1) == labels).double().mean())
-    loss = float(torch.nn.functional.cross_entropy(out, labels))
+    loss = float(F.cross_entropy(out, labels))
     return {"m": m, "seed": seed, "steps_to_100": steps_to_fit, "train_accuracy": accuracy, "final_loss": loss}
 
 
