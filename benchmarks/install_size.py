@@ -138,7 +138,8 @@ def main() -> None:
     print(json.dumps(record, indent=2))
     print(f"wrote {save_json(record, args.out)}")
     if Path(args.out).parent == REPO / "benchmarks" / "results":
-        print(f"wrote {write_doc_block(REPO / 'docs' / 'install.md', 'install-size', table(record, Path(args.out).name))}")
+        block = table(record, Path(args.out).name)
+        print(f"wrote {write_doc_block(REPO / 'docs' / 'install.md', 'install-size', block)}")
 
 
 if __name__ == "__main__":

@@ -367,7 +367,8 @@ def pair_settings() -> dict[str, Any]:
 def recipe_settings() -> dict[str, Any]:
     """train-recipe's settings (the default recipe section), without phase 2's continuation past T (the plain loop
     has none; it is measured work of its own, not the pair's)."""
-    return {**{k: v for k, v in CONFIG["recipe"].items() if k != "tau_ablation"}, "horizon": {"epochs": 0, "lr": "initial"}}
+    section = {k: v for k, v in CONFIG["recipe"].items() if k != "tau_ablation"}
+    return {**section, "horizon": {"epochs": 0, "lr": "initial"}}
 
 
 def run_pair(repeats: int) -> dict[str, Any]:

@@ -66,7 +66,9 @@ return {
     const table = c.closest('table');
     const header = table && table.rows[0] && table.rows[0].cells[c.cellIndex];
     return {text: c.innerText.trim(), section: h ? h.innerText.trim() : '',
-            row: Array.from(c.parentElement.cells).slice(0, Math.min(4, Math.max(1, c.cellIndex))).map(x => x.innerText.trim()).join(' | '), column: header ? header.innerText.trim() : ''};
+            row: Array.from(c.parentElement.cells).slice(0, Math.min(4, Math.max(1, c.cellIndex)))
+                   .map(x => x.innerText.trim()).join(' | '),
+            column: header ? header.innerText.trim() : ''};
   }),
   ids: Array.from(document.querySelectorAll('[id], a[name]')).map(e => e.id || e.getAttribute('name')),
   links: links,
@@ -77,7 +79,8 @@ return {
     pageY: Math.round(i.getBoundingClientRect().top + window.scrollY)})),
   viewport: {innerWidth: window.innerWidth, clientWidth: document.documentElement.clientWidth,
              devicePixelRatio: window.devicePixelRatio,
-             scrollHeight: Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)},
+             scrollHeight: Math.max(document.documentElement.scrollHeight,
+                                    document.body ? document.body.scrollHeight : 0)},
 };
 """
 

@@ -216,7 +216,8 @@ def test_globalmin_certify_on_a_user_model_and_an_array_file(tmp_path, capsys):
         assert main(["certify", "--model", "mymodel:build", "--data", "pts.npz", "--out", "c.json"]) == 0
         assert "rank n certified" in capsys.readouterr().out
         record = json.loads((tmp_path / "c.json").read_text())
-        assert record["n"] == 80 and record["m_H"] == 90 and record["full_rank"]  # every point of a file without a split
+        # every point of a file without a train/test split
+        assert record["n"] == 80 and record["m_H"] == 90 and record["full_rank"]
         assert main(["certify", "--model", "mymodel:narrow", "--data", "pts.npz"]) == 0
         assert "NOT certified" in capsys.readouterr().out  # 50 features, 80 points
         assert main(["certify", "--model", "mymodel:missing", "--data", "pts.npz"]) == 1

@@ -18,7 +18,8 @@ def test_crop_is_a_window_of_the_padded_image_per_sample():
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     offsets = set()
     for i in range(len(x)):
-        match = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 8])]
+        match = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 8])]
         assert match, f"sample {i} is not a crop of its padded image"
         offsets.add(match[0])
     assert len(offsets) > 1  # per-sample offsets, not one offset for the batch

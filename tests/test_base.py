@@ -66,7 +66,8 @@ def test_every_tau_has_a_curve_row_and_outputs_describe_themselves(run):
     rows = runfiles.load_tau_state(out / "tau_state.pt")
     curve = (out / "curve.csv").read_text().splitlines()
     iterations = [int(line.split(",")[2]) for line in curve[1:]]
-    assert rows["iteration"] in iterations and runfiles.load_tau_state(out / "tau_state_0.25.pt")["iteration"] in iterations
+    early = runfiles.load_tau_state(out / "tau_state_0.25.pt")
+    assert rows["iteration"] in iterations and early["iteration"] in iterations
     stored = read_json(out / "metrics.json")
     assert stored["seed"] == 3 and stored["condition"] == {"name": "standard"} and stored["m_H"] == 1297
     assert {"torch", "torchvision", "device", "python"} <= set(stored["environment"])

@@ -1,4 +1,5 @@
-"""The claims ledger and the equivalence test the comparability claims use (the Recipe's claims: test_recipe_claims.py)."""
+"""The claims ledger and the equivalence test the comparability claims use (the Recipe's claims are tested in
+test_recipe_claims.py)."""
 
 from __future__ import annotations
 

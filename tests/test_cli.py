@@ -12,7 +12,8 @@ from globalmin.cli import COMMANDS, build_parser, main
 
 
 def test_prepare_by_hand(tmp_path, capsys):
-    assert main(["prepare", "--dataset", "digits", "--options", '{"test_size": 300}', "--out", str(tmp_path / "d.pt")]) == 0
+    options = '{"test_size": 300}'
+    assert main(["prepare", "--dataset", "digits", "--options", options, "--out", str(tmp_path / "d.pt")]) == 0
     assert json.loads(capsys.readouterr().out)["n_train"] == 1497
 
 

@@ -71,7 +71,8 @@ def test_the_budget_key_sets_the_limit():
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     paper_config = _config(**{k: v for k, v in paper.items() if k != "report"}, resources={"memory_gb": 16})
     refused = memory_problems(paper_config)
-    assert any(line.startswith("model.wide_width = null (m_H = n): train-") and "svhn/standard" in line for line in refused), refused
+    assert any(line.startswith("model.wide_width = null (m_H = n): train-") and "svhn/standard" in line
+               for line in refused), refused
     assert memory_problems({**paper_config, "resources": {"memory_gb": 64}}) == []
     with pytest.raises(Exception, match="exclusiveMinimum"):
         _config(resources={"memory_gb": 0})

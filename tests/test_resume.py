@@ -17,7 +17,8 @@ from globalmin import api, recipe, runfiles, train
 
 
 def _base_cmd(data, out, epochs: int) -> list[str]:
-    cfg = {**TINY_TRAIN, "epochs": {"plain": epochs, "augmented": epochs}, "milestones": {"plain": [3], "augmented": [3]}}
+    cfg = {**TINY_TRAIN, "epochs": {"plain": epochs, "augmented": epochs},
+           "milestones": {"plain": [3], "augmented": [3]}}
     settings = {"model": TINY_MODEL, "train": cfg, "tau_fraction": 0.5, "condition": {"name": "standard"}}
     return [sys.executable, "-m", "globalmin", "train-base", "--data", str(data), "--out-dir", str(out), "--seed", "1",
             "--augment", "aug", "--config", json.dumps(settings)]
@@ -91,7 +92,8 @@ def test_interrupted_recipe_resumes_to_identical_results(digits_file, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         train_recipe(digits_file, tau_state, tmp_path / "resumed")
     monkeypatch.setattr(recipe, "phase2_step", real_step)
-    assert (tmp_path / "resumed" / runfiles.RESUME_FILE).exists() and not (tmp_path / "resumed" / "metrics.json").exists()
+    folder = tmp_path / "resumed"
+    assert (folder / runfiles.RESUME_FILE).exists() and not (folder / "metrics.json").exists()
     (tmp_path / "resumed" / "certificate.json").unlink()  # Snakemake deletes a failed job's declared outputs
 
     def no_second_certificate(*args, **kwargs):

@@ -121,7 +121,8 @@ def test_import_requires_a_folder(tmp_path):
 
 def test_file_lists_come_from_torchvision():
     files = sources.raw_files("CIFAR10", mirror="http://m.example/x/")
-    assert files[0].name == torchvision.datasets.CIFAR10.filename and files[0].md5 == torchvision.datasets.CIFAR10.tgz_md5
+    cifar = torchvision.datasets.CIFAR10
+    assert files[0].name == cifar.filename and files[0].md5 == cifar.tgz_md5
     assert files[0].urls == ("http://m.example/x/cifar-10-python.tar.gz",)
     assert [f.name for f in sources.raw_files("SVHN")] == ["train_32x32.mat", "test_32x32.mat"]
     assert all(f.folder == "MNIST/raw" for f in sources.raw_files("MNIST"))
@@ -133,12 +134,14 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 @pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian package dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_from_debian_imports_and_prepares(tmp_path):
     raw = tmp_path / "fashion_mnist"
-    manifest = sources.fetch("fashion_mnist", "FashionMNIST", raw, {"source": "import", "import_dir": str(DEBIAN_FASHION)})
+    options = {"source": "import", "import_dir": str(DEBIAN_FASHION)}
+    manifest = sources.fetch("fashion_mnist", "FashionMNIST", raw, options)
     assert {f["md5"] for f in manifest["files"]} == set(sources.CONTENT_MD5["FashionMNIST"].values())
     summary = data.prepare("fashion_mnist", tmp_path / "f.pt", {"train_subset": 500}, raw_dir=raw)
     assert summary["n_train"] == 500 and summary["n_test"] == 10000
     record = torch.load(tmp_path / "f.pt", weights_only=True)
-    assert len(record["split"]["train_subset"]["index"]) == 500
+    assert len(record["y_train"]) == 60000 and record["options"]["train_subset"] == 500  # drawn by each run
+    assert data.for_run(data.load(tmp_path / "f.pt"), 3).n_train == 500
 
 
 def _serve_damaged(folder: Path, damage, monkeypatch, cls_name: str, attrs: dict) -> None:

@@ -81,7 +81,8 @@ def test_bad_folders_are_refused_before_any_image_is_read(tmp_path, make, messag
 def test_images_that_do_not_fit_together_name_the_file(tmp_path):
     root = write_folder(tmp_path / "sizes", classes=2, per_class=2)
     Image.new("L", (9, 8)).save(root / "class_1" / "z.png")
-    with pytest.raises(UserDataError, match=r"mixed sizes: .*class_1/z.png is 9x8x1 \(W x H x C\) but .*0.png is 8x8x1"):
+    expected = r"mixed sizes: .*class_1/z.png is 9x8x1 \(W x H x C\) but .*0.png is 8x8x1"
+    with pytest.raises(UserDataError, match=expected):
         data.prepare("sizes", tmp_path / "s.pt", {"source": "folder", "path": str(root)})
     root = write_folder(tmp_path / "channels", classes=2, per_class=2)
     Image.new("RGB", (8, 8)).save(root / "class_1" / "z.png")

@@ -63,7 +63,8 @@ def test_watch_reports_a_running_run_its_curves_and_results_stay_the_same_bytes(
     assert status["state"] == "trained" and status["iteration"] == status["total"] == status["stop"]
 
     # the curves TensorBoard shows are the evaluations of curve.csv (float32 in the event file)
-    rows = {int(r.split(",")[2]): r.split(",") for r in (tmp_path / "watched" / "curve.csv").read_text().splitlines()[1:]}
+    lines = (tmp_path / "watched" / "curve.csv").read_text().splitlines()[1:]
+    rows = {int(r.split(",")[2]): r.split(",") for r in lines}
     header = (tmp_path / "watched" / "curve.csv").read_text().splitlines()[0].split(",")
     curve = _scalars(logs / "tensorboard" / RUN, "test_error")
     assert curve and set(curve) <= set(rows) and max(curve) == status["total"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 from globalmin import deps
 from globalmin.cli import COMMANDS
 

@@ -170,7 +170,8 @@ COMMANDS: dict[str, Command] = {
         Option("--scratch", CONFIG, "folder for an on-disk feature matrix (qr out of core)", {"default": None}),
         Option("--out", OUTPUT, "the certificate as JSON (optional)", {"default": None})], entry="certify_command"),
     "watch": Command("globalmin.watch", "Show every training run's progress (epoch, images/s, time left) while "
-                     "`snakemake` runs, refreshing until the jobs end; curves: tensorboard --logdir logs/tensorboard.", [
+                     "`snakemake` runs, refreshing until the jobs end; curves: tensorboard --logdir "
+                     "logs/tensorboard.", [
         Option("--logs", INPUT, "the folder the runs write under (default $GLOBALMIN_LOGS or logs)", {"default": None}),
         Option("--interval", CONFIG, "seconds between refreshes", {"type": float, "default": 2.0}),
         Option("--once", CONFIG, "print the table once and leave", {"action": "store_true"})]),

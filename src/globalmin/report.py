@@ -146,8 +146,8 @@ def randomness(cfg: dict[str, Any]) -> str:
                 "data: the train/test split of a pooled data set, the training subset and the random labels "
                 "(experiment.data_seed: null), so the intervals over seeds cover all of them.")
     return (f"Each seed draws its own initialisation, mini-batch order, augmentation and perturbation; the data "
-            f"(split, training subset, random labels) is fixed by experiment.data_seed = {fixed}, so the intervals over "
-            f"seeds do not cover the data's randomness.")
+            f"(split, training subset, random labels) is fixed by experiment.data_seed = {fixed}, so the intervals "
+            f"over seeds do not cover the data's randomness.")
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> None:

@@ -319,7 +319,8 @@ def recipe_job(run: Run) -> Job:
                        3 * a + F64 * n * n + gesdd, on_device=False, also="recipe.optimum.max_n below n")
         kept = Part("phase 2's problem: [Phi, 1], U and V^T kept", wkey, 2 * a + 2 * F64 * n * n,
                     on_device=False, also="recipe.optimum.max_n below n")
-        test = Part("test features (float64) and [Phi_test, 1]", wkey, 2 * F64 * nt * (m + 1) + 3 * F32 * run.net.params)
+        test = Part("test features (float64) and [Phi_test, 1]", wkey,
+                    2 * F64 * nt * (m + 1) + 3 * F32 * run.net.params)
         phases["optimum"] = resident + [problem]
         phases["optimum: test features"] = resident + [kept, test] + activation_parts(run, F64, eval_only=True)
     return Job("train-recipe", run.label, phases, run.gpu)
@@ -339,7 +340,8 @@ def beyond_ntk_job(all_runs: list[Run], config: dict[str, Any]) -> Job:
                     Part("the run's model, its saved state and its copy", big.width_key, 3 * p),
                     Part("per-class Jacobian on the subset (float32, flat, float64)", big.width_key,
                          s * big.net.params * (F32 + F32 + F64), also="beyond_ntk.subset"),
-                    Part("vmapped activations of the subset", "beyond_ntk.subset", 4 * F32 * s * big.net.train_elements)]
+                    Part("vmapped activations of the subset", "beyond_ntk.subset",
+                         4 * F32 * s * big.net.train_elements)]
     return Job("beyond-ntk", "every run", {"kernels": parts}, big.gpu)
 
 
