@@ -1,6 +1,7 @@
 """Measure the whole default DAG from a clean copy of the workflow: wall time, CPU time, per-rule job-seconds.
 
 Usage: python benchmarks/pipeline_time.py [--cores N] [--configfile PATH] [--commit REV] [--baseline REV] [--out PATH]
+       [--keep DIR]
 --commit times an earlier commit's workflow and package (git archive; its package first on PYTHONPATH and its
 own `globalmin` entry point first on PATH, with this environment's libraries). --baseline REV times that
 commit's default DAG first, then this one, and writes both with their ratio: a change timed against its
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,8 +85,9 @@ def console_script(work: Path) -> Path:
     return folder
 
 
-def time_dag(cores: str, configfile: str | None = None, commit: str | None = None) -> dict:
-    """One clean run of the DAG (of the working tree, or of `commit`): wall, CPU, jobs, per-rule job-seconds."""
+def time_dag(cores: str, configfile: str | None = None, commit: str | None = None, keep: str | None = None) -> dict:
+    """One clean run of the DAG (of the working tree, or of `commit`): wall, CPU, jobs, per-rule job-seconds; with
+    `keep`, the run's report/ folder is copied there (the timed run's own report, e.g. for docs/reference-run*.md)."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -104,6 +107,8 @@ def time_dag(cores: str, configfile: str | None = None, commit: str | None = Non
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"snakemake failed:\n{done.stderr[-3000:]}")
+        if keep:
+            shutil.copytree(work / "report", keep, dirs_exist_ok=True)
         logged = logged_job_seconds(done.stderr)
         devices = sorted({json.loads(p.read_text()).get("environment", {}).get("device", "?")
                           for p in work.glob("results/runs/**/metrics.json")})
@@ -128,11 +133,12 @@ def main() -> None:
     parser.add_argument("--commit", default=None, help="time this commit's workflow instead of the working tree")
     parser.add_argument("--baseline", default=None, help="also time this commit's default DAG first, and the ratio")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--keep", default=None, help="copy the timed run's report/ folder here")
     args = parser.parse_args()
     record = {"machine": machine()}
     if args.baseline:
         record["baseline"] = time_dag(args.cores, commit=args.baseline)
-    record.update(time_dag(args.cores, args.configfile, args.commit))
+    record.update(time_dag(args.cores, args.configfile, args.commit, args.keep))
     if args.baseline:
         keys = ("wall_seconds", "cpu_seconds_all_processes", "logged_job_seconds_total")
         record["ratio_to_baseline"] = {key: round(record[key] / record["baseline"][key], 3) for key in keys}

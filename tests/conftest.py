@@ -14,14 +14,29 @@ from typing import Any
 
 import pytest
 
-from globalmin import base, data, recipe
+import yaml
+from snakemake.utils import validate
+
+from globalmin import base, conditions, data, recipe
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 
+
+def default_config() -> dict[str, Any]:
+    """config/config.yaml with the schema's defaults filled in, as the Snakefile validates it."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
+DEFAULTS = default_config()
+# the condition settings a base run gets (common.smk passes these keys), of the default `standard` condition
+STANDARD = {k: v for k, v in conditions.resolve(DEFAULTS, "standard").items()
+            if k in ("name", "labels", "label_seed", "loss")}
 TINY_MODEL = {"widths": [4], "blocks": [1], "wide_width": None, "wide_activation": "tanh"}
-TINY_TRAIN = {"lr": 0.01, "optimizer": {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False},
-              "batch_size": 64,
+TINY_TRAIN = {**DEFAULTS["train"], "lr": 0.01,
+              "optimizer": {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False}, "batch_size": 64,
               "eval_batch_size": 2048, "eval_every": 1, "epochs": {"plain": 2, "augmented": 2},
               "milestones": {"plain": [1], "augmented": [1]}, "lr_gamma": 0.1, "device": "cpu", "bf16": False,
               "threads": 1, "resume_seconds": 0}
@@ -34,9 +49,18 @@ def train_base(data_file: Path, out: Path, seed: int, augmented: bool, model: di
                train: dict[str, Any], tau_fraction: float, ablation: tuple[float, ...] = (),
                condition: dict[str, Any] | None = None) -> dict[str, Any]:
     """One base run through the stage's entry point (as the rule calls it)."""
-    cfg = {"model": model, "train": train, "tau_fraction": tau_fraction, "ablation": list(ablation),
-           "condition": condition or {"name": "standard"}, "seed": seed, "augment": augmented}
+    cfg = {**base_settings(model, train, tau_fraction, ablation, condition), "seed": seed, "data_seed": seed,
+           "augment": augmented}
     return base.run(cfg, {"data": data_file}, {"run_dir": out})
+
+
+def base_settings(model: dict[str, Any], train: dict[str, Any], tau_fraction: float, ablation: tuple[float, ...] = (),
+                  condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """train-base's settings as common.smk writes them, but the seed and augmentation (the CLI's own options):
+    the condition's settings over `standard`'s, the data seed null (the run's seed), the automatic certificate."""
+    return {"model": model, "train": train, "tau_fraction": tau_fraction, "ablation": list(ablation),
+            "condition": {**STANDARD, **(condition or {})}, "data_seed": None,
+            "certificate": {"method": "auto", "scratch": None}}
 
 
 def train_recipe(data_file: Path, tau_state: Path, out: Path, recipe_cfg: dict[str, Any] | None = None

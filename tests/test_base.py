@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_MODEL, TINY_TRAIN, train_base
+from conftest import STANDARD, TINY_MODEL, TINY_TRAIN, train_base
 from globalmin import augment, runfiles, train
 from globalmin.models import init_model
 from globalmin.runinfo import read_json
@@ -69,7 +69,7 @@ def test_every_tau_has_a_curve_row_and_outputs_describe_themselves(run):
     early = runfiles.load_tau_state(out / "tau_state_0.25.pt")
     assert rows["iteration"] in iterations and early["iteration"] in iterations
     stored = read_json(out / "metrics.json")
-    assert stored["seed"] == 3 and stored["condition"] == {"name": "standard"} and stored["m_H"] == 1297
+    assert stored["seed"] == 3 and stored["condition"] == STANDARD and stored["m_H"] == 1297
     assert {"torch", "torchvision", "device", "python"} <= set(stored["environment"])
     assert "wall_seconds" not in stored  # timings live in Snakemake's benchmark files, not in content
     init = read_json(out / "certificate_init.json")
@@ -98,7 +98,7 @@ def test_random_labels_condition_permutes_training_labels_only(digits_file, tmp_
     assert (shuffled.y_train != prepared.y_train).float().mean() > 0.8
     again = data.with_condition(prepared, {"labels": "random", "label_seed": 0})
     assert torch.equal(again.y_train, shuffled.y_train)
-    assert data.with_condition(prepared, {"labels": "dataset"}) is prepared
+    assert data.with_condition(prepared, {"labels": "dataset", "label_seed": None}) is prepared
     metrics = train_base(digits_file, tmp_path / "r", 0, False, TINY_MODEL, TINY_TRAIN, 0.5,
                          condition={"name": "random_labels", "labels": "random", "label_seed": 0})
     assert metrics["run_id"] == "digits/random_labels/noaug/seed0/base"

@@ -81,6 +81,11 @@ def test_qr_method_on_random_features_and_wide_short_cases():
     assert qr["full_rank"] and abs(qr["sigma_min"] - exact["sigma_min"]) <= 1e-8 * exact["sigma_max"]
     short = certify(rng.standard_normal((40, 39)), "qr")
     assert not short["full_rank"] and short["sigma_min"] == 0.0
+    # m < n at the Fashion-MNIST control's size (n = 4,000, m_H = n/2): sigma_max and the tolerance without an SVD
+    tall = rng.standard_normal((4000, 2000))
+    control = certify(tall, "qr")
+    assert control["sigma_max"] == pytest.approx(np.linalg.norm(tall, 2), rel=1e-10)
+    assert np.isfinite(control["tolerance"]) and not control["full_rank"]
     with pytest.raises(ValueError, match="certificate method"):
         certify(features, "cholesky")
 

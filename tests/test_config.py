@@ -177,7 +177,8 @@ def test_the_width_sweep_expands_into_conditions_and_reuses_a_matching_one():
     expanded = expand(config)
     added = [c for c in expanded["experiment"]["conditions"] if c not in config["experiment"]["conditions"]]
     assert len(added) == 11 and expanded["conditions"]["sweep_standard_sq_n8"] == {
-        "labels": "random", "wide_width": "n/8", "loss": "squared", "optimizer": config["train"]["optimizer"],
+        "labels": "random", "label_seed": None, "wide_width": "n/8", "loss": "squared",
+        "optimizer": config["train"]["optimizer"],
         "lr": 0.01, "augmentation": [False], "seeds": [0]}
     assert config["experiment"]["conditions"] == ["standard", "adam", "random_labels"]
 

@@ -12,14 +12,14 @@ import time
 import pytest
 import torch
 
-from conftest import TINY_MODEL, TINY_TRAIN, train_base, train_recipe
+from conftest import TINY_MODEL, TINY_TRAIN, base_settings, train_base, train_recipe
 from globalmin import api, recipe, runfiles, train
 
 
 def _base_cmd(data, out, epochs: int) -> list[str]:
     cfg = {**TINY_TRAIN, "epochs": {"plain": epochs, "augmented": epochs},
            "milestones": {"plain": [3], "augmented": [3]}}
-    settings = {"model": TINY_MODEL, "train": cfg, "tau_fraction": 0.5, "condition": {"name": "standard"}}
+    settings = base_settings(TINY_MODEL, cfg, 0.5)
     return [sys.executable, "-m", "globalmin", "train-base", "--data", str(data), "--out-dir", str(out), "--seed", "1",
             "--augment", "aug", "--config", json.dumps(settings)]
 

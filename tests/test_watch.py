@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, base_settings
 
 from globalmin import train, watch
 from globalmin.cli import main
@@ -23,9 +23,8 @@ RUN = "digits/standard/noaug/seed0/base"
 
 def _train_base(digits_file: Path, out: Path, logs: str) -> subprocess.Popen:
     """A base run of a few seconds through the console script, its watch files under `logs` ('off': none)."""
-    settings = {"model": {"widths": [16, 32], "blocks": [1, 1], "wide_width": None, "wide_activation": "tanh"},
-                "train": {**TINY_TRAIN, "epochs": {"plain": 40, "augmented": 40}, "eval_every": 4},
-                "tau_fraction": 0.9, "ablation": [], "condition": {"name": "standard"}}
+    settings = base_settings({"widths": [16, 32], "blocks": [1, 1], "wide_width": None, "wide_activation": "tanh"},
+                             {**TINY_TRAIN, "epochs": {"plain": 40, "augmented": 40}, "eval_every": 4}, 0.9)
     return subprocess.Popen([sys.executable, "-m", "globalmin", "train-base", "--data", str(digits_file), "--config",
                              json.dumps(settings), "--seed", "0", "--augment", "noaug", "--out-dir", str(out)],
                             env={**os.environ, "GLOBALMIN_LOGS": logs}, stderr=subprocess.PIPE, text=True)

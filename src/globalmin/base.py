@@ -36,13 +36,13 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     data_seed (split, subset and labels; null: the seed), augment, tau_fraction, ablation (extra tau fractions) and
     certificate (method, scratch); inputs the prepared data; outputs the run folder. Returns the metrics written."""
     out_dir = Path(outputs["run_dir"])
-    condition = cfg.get("condition", {})
+    condition = cfg["condition"]
     augmented, seed = bool(cfg["augment"]), int(cfg["seed"])
-    data_seed = cfg.get("data_seed", seed)
-    model_cfg, train_cfg, loss = cfg["model"], cfg["train"], condition.get("loss", "cross_entropy")
+    data_seed = seed if cfg["data_seed"] is None else int(cfg["data_seed"])
+    model_cfg, train_cfg, loss = cfg["model"], cfg["train"], condition["loss"]
     data, schedule, milestones, device, speed = setup(inputs["data"], augmented, train_cfg, cfg["tau_fraction"],
                                                       condition, cfg.get("threads"), data_seed)
-    rid = run_id(data.name, condition.get("name", "standard"), augmented, seed, "base")
+    rid = run_id(data.name, condition["name"], augmented, seed, "base")
     model = init_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train, seed, device)
     optimizer = make_optimizer(model.parameters(), train_cfg)
     spec = aug.spec_for(data) if augmented else None
@@ -50,12 +50,12 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
     step = base_step(speed.prepare(model), optimizer, batches, speed, loss)
     loop = Loop(rid, "base", seed, schedule, train_cfg, milestones, step,
                 lambda: evaluate_model(model, data, train_cfg["eval_batch_size"], speed, loss),
-                train_cfg.get("eval_every", 1))
+                train_cfg["eval_every"])
     meta = {"run_id": rid, "dataset": data.name, "condition": condition, "augment": augmented, "seed": seed,
             "data_seed": data_seed, "config_hash": identity(cfg), "schedule": asdict(schedule),
             "config": {"model": model_cfg, "train": train_cfg, "tau_fraction": cfg["tau_fraction"]}}
     stops = tau_stops(data.n_train, train_cfg["batch_size"], schedule.epochs, cfg["tau_fraction"],
-                      cfg.get("ablation", []))
+                      cfg["ablation"])
 
     def save_tau_states(it: int) -> None:
         if it not in stops:
@@ -73,9 +73,9 @@ def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) ->
             # tau-states among them, and a resumed run must not have to start over to write them again
             resume.extra.setdefault("tau_states", {})[name] = tau_state
 
-    certificate = cfg.get("certificate", {})
-    certify_init(model, data, out_dir, rid, certificate.get("method", "auto"), train_cfg["eval_batch_size"],
-                 certificate.get("scratch"))
+    certificate = cfg["certificate"]
+    certify_init(model, data, out_dir, rid, certificate["method"], train_cfg["eval_batch_size"],
+                 certificate["scratch"])
     resume = Resume(out_dir, rid, {**meta, "stops": stops}, train_cfg.get("resume_seconds"))
     state = restore_tau_states(resume.load(loop), resume, stops, out_dir)
     if state is None:

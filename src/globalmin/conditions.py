@@ -23,12 +23,13 @@ def resolve(config: dict[str, Any], name: str) -> dict[str, Any]:
     from globalmin.optimizers import settings_of
 
     cond = config["conditions"][name]
-    return {"name": name, "labels": cond.get("labels", "dataset"), "label_seed": cond.get("label_seed"),
-            "wide_width": cond.get("wide_width"), "loss": cond.get("loss", "cross_entropy"),
-            "optimizer": dict(cond.get("optimizer") or settings_of(config["train"])),
-            "lr": cond.get("lr") or config["train"]["lr"],
-            "augmentation": cond.get("augmentation") or config["experiment"]["augmentation"],
-            "seeds": cond.get("seeds") or config["experiment"]["seeds"]}
+    # every key is there: the schema's defaults fill a written condition, expand() writes all of a generated one
+    return {"name": name, "labels": cond["labels"], "label_seed": cond["label_seed"],
+            "wide_width": cond["wide_width"], "loss": cond["loss"],
+            "optimizer": dict(cond["optimizer"] or settings_of(config["train"])),
+            "lr": cond["lr"] or config["train"]["lr"],
+            "augmentation": cond["augmentation"] or config["experiment"]["augmentation"],
+            "seeds": cond["seeds"] or config["experiment"]["seeds"]}
 
 
 def ratio_name(ratio: str) -> str:
@@ -76,7 +77,7 @@ def expand(config: dict[str, Any]) -> dict[str, Any]:
         if not point["generated"] or point["condition"] in config["conditions"]:
             continue
         config["conditions"][point["condition"]] = {
-            "labels": "random", "wide_width": point["ratio"], "loss": point["loss"], "optimizer": point["optimizer"],
-            "lr": point["lr"], "augmentation": [False], "seeds": point["seeds"]}
+            "labels": "random", "label_seed": None, "wide_width": point["ratio"], "loss": point["loss"],
+            "optimizer": point["optimizer"], "lr": point["lr"], "augmentation": [False], "seeds": point["seeds"]}
         config["experiment"]["conditions"].append(point["condition"])
     return config

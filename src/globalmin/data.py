@@ -175,13 +175,13 @@ def for_run(prepared: Prepared, data_seed: int | None) -> Prepared:
     return replace(prepared, x_train=prepared.x_train[keep], y_train=prepared.y_train[keep], meta=meta)
 
 
-def with_condition(prepared: Prepared, condition: dict[str, Any], data_seed: int | None = None) -> Prepared:
+def with_condition(prepared: Prepared, condition: dict[str, Any] | None, data_seed: int | None = None) -> Prepared:
     """The data a run of this condition trains on: with `labels: random`, the training labels permuted by a
     seeded permutation (conditions.<name>.label_seed, else the run's data seed, so each seed draws its own);
-    test labels untouched."""
-    if condition.get("labels", "dataset") == "dataset":
+    test labels untouched. No condition: the data set's labels."""
+    if condition is None or condition["labels"] == "dataset":
         return prepared
-    label_seed = condition.get("label_seed")
+    label_seed = condition["label_seed"]
     label_seed = int(label_seed if label_seed is not None else (data_seed or 0))
     gen = torch.Generator().manual_seed(derive_seed(label_seed, "labels", prepared.name))
     perm = torch.randperm(prepared.n_train, generator=gen)

@@ -108,15 +108,15 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
     state = load_tau_state(tau_state_path, expect)
     model_cfg, train_cfg = state["config"]["model"], state["config"]["train"]
     seed, augmented, tau_fraction = state["seed"], state["augment"], state["tau_fraction"]
-    condition = state.get("condition", {})
-    loss = condition.get("loss", "cross_entropy")
+    condition = state["condition"]  # base's resolved condition: name, labels, label_seed, loss
+    loss = condition["loss"]
     data, schedule, milestones, device, speed = setup(data_path, augmented, train_cfg, tau_fraction, condition,
                                                       threads, state.get("data_seed"))
     if asdict(schedule) != state["schedule"]:
         raise CheckpointError(f"tau-state {tau_state_path} was made for schedule {state['schedule']}, "
                               f"but this data and config give {asdict(schedule)}; rerun the base run")
     ablation = tau_fraction != state["config"]["tau_fraction"]
-    rid = run_id(data.name, condition.get("name", "standard"), augmented, seed,
+    rid = run_id(data.name, condition["name"], augmented, seed,
                  f"recipe_{tau_fraction:g}" if ablation else "recipe")
     model = build_model(model_cfg, data.x_train.shape[1], data.classes, data.n_train).to(device)
     model.load_state_dict(state["model"])

@@ -180,7 +180,7 @@ def data_parts(run: Run, loading: bool = False) -> list[Part]:
     parts = [Part("prepared data, float32", key, points * (F32 * run.pixels + I64) + 40 * points)]
     if loading:
         parts.append(Part("prepared file being read (uint8)", key, points * (run.pixels + 1), on_device=False))
-    if run.config["conditions"][run.condition].get("labels", "dataset") == "random":
+    if run.config["conditions"][run.condition]["labels"] == "random":
         parts.append(Part("permuted labels", f"conditions.{run.condition}.labels", 2 * I64 * run.n))
     return parts
 

@@ -34,12 +34,12 @@ def expected_id(path: Path) -> str | None:
 
 def run_row(m: dict[str, Any], path: Path) -> dict[str, Any]:
     """One runs-table row from a run's metrics (and, for a base run, its init certificate beside it)."""
-    condition = m.get("condition", {})
+    condition = m["condition"]  # base's resolved condition (name, labels, label_seed, loss)
     schedule = m["schedule"]
     train = m["config"]["train"]
     row: dict[str, Any] = {
-        "run_id": m["run_id"], "dataset": m["dataset"], "condition": condition.get("name", "standard"),
-        "labels": condition.get("labels", "dataset"), "loss": condition.get("loss", "cross_entropy"),
+        "run_id": m["run_id"], "dataset": m["dataset"], "condition": condition["name"],
+        "labels": condition["labels"], "loss": condition["loss"],
         "base": (train.get("optimizer") or {"name": "sgd"})["name"], "lr": train["lr"],
         "augment": m["augment"], "seed": m["seed"], "data_seed": m.get("data_seed"),
         "algorithm": m["algorithm"], "tau_fraction": m["tau_fraction"], "tau_ablation": m["tau_ablation"],

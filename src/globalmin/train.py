@@ -157,11 +157,11 @@ def speed_for(train_cfg: dict[str, Any], device: torch.device) -> Speed:
     train.cudnn_benchmark), which change float32 rounding and algorithm choice but never float64 work."""
     cuda = device.type == "cuda"
     if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(train_cfg.get("tf32", True))
-        torch.backends.cudnn.benchmark = bool(train_cfg.get("cudnn_benchmark", True))
-    return Speed(bf16=cuda and bool(train_cfg.get("bf16", False)),
-                 channels_last=bool(train_cfg.get("channels_last", True)),
-                 compile=train_cfg.get("compile", "none"))
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(train_cfg["tf32"])
+        torch.backends.cudnn.benchmark = bool(train_cfg["cudnn_benchmark"])
+    return Speed(bf16=cuda and bool(train_cfg["bf16"]),
+                 channels_last=bool(train_cfg["channels_last"]),
+                 compile=train_cfg["compile"])
 
 
 LOSSES = ("cross_entropy", "squared")
@@ -350,7 +350,7 @@ def setup(data_path: str | Path, augmented: bool, train_cfg: dict[str, Any], tau
         limit_threads(threads)
     device = resolve_device(train_cfg["device"])
     data = datamod.for_run(datamod.load(data_path), data_seed)
-    data = datamod.with_condition(data, condition or {}, data_seed).to(device)
+    data = datamod.with_condition(data, condition, data_seed).to(device)
     epochs, milestones = epochs_for(train_cfg, augmented)
     schedule = make_schedule(data.n_train, train_cfg["batch_size"], epochs, tau_fraction)
     return data, schedule, milestones, device, speed_for(train_cfg, device)
