@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -141,3 +142,12 @@ def test_speed_settings_follow_the_config_and_the_device():
     assert speed.prepare(model) is model and model.stem.weight.is_contiguous(memory_format=torch.channels_last)
     plain = train.speed_for({**TINY_TRAIN, "channels_last": False}, cpu)
     assert plain.memory_format == torch.contiguous_format
+
+
+def test_a_step_without_iterations_says_what_it_does_and_how_long_it_took(caplog):
+    with caplog.at_level(logging.INFO, logger="globalmin.train"):
+        with train.timed("digits/standard/noaug/seed0/recipe", "the exact optimum"):
+            pass
+    assert [r.getMessage() for r in caplog.records] == [
+        "digits/standard/noaug/seed0/recipe the exact optimum ...",
+        "digits/standard/noaug/seed0/recipe the exact optimum: done in 0.0 s"]

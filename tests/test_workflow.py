@@ -190,7 +190,8 @@ def test_the_fashion_profile_plans_its_runs(tmp_path):
     assert plan.returncode == 0, plan.stderr[-2000:]
     counts = _job_counts(plan.stdout + plan.stderr)
     # standard: 3 seeds x (no aug, aug); adam and random labels: 3 seeds; the sweep's n/2 (both losses) and n (squared)
-    assert counts["train_base"] + counts["train_base_ablated"] == 6 + 3 + 3 + 3 and counts["fetch_raw"] == 1
+    assert counts["train_base"] == counts["train_recipe"] == 6 + 3 + 3 + 3 and counts["fetch_raw"] == 1
+    assert "train_base_ablated" not in counts  # no early switch in the hour
     assert "results/runs/fashion_mnist/sweep_standard_sq_n2/noaug/seed0/recipe/horizon.csv" in plan.stdout
 
 

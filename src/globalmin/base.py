@@ -20,7 +20,7 @@ from globalmin.api import certify_model
 from globalmin.models import init_model
 from globalmin.runinfo import fingerprint, torch_bytes, write_bytes, write_json
 from globalmin.runfiles import TAU_STATE_FORMAT, Resume, finish, run_id, tau_state_name
-from globalmin.train import Batches, Loop, base_step, evaluate_model, make_optimizer, make_schedule, setup
+from globalmin.train import Batches, Loop, base_step, evaluate_model, make_optimizer, make_schedule, setup, timed
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ def tau_stops(n_train: int, batch_size: int, epochs: int, tau_fraction: float,
 def certify_init(model: torch.nn.Module, data: Any, out_dir: Path, rid: str, method: str = "auto",
                  batch_size: int = 1024, scratch: str | None = None) -> dict[str, Any]:
     """The expressivity certificate of the initial network (batch norm with its initial statistics)."""
-    certificate = certify_model(model, data.x_train, "head", method, batch_size, scratch).as_dict()
+    with timed(rid, f"certificate at init (n = {data.n_train})"):
+        certificate = certify_model(model, data.x_train, "head", method, batch_size, scratch).as_dict()
     certificate.update(run_id=rid, stage="init", iteration=0)
     write_json(out_dir / "certificate_init.json", certificate)
     return certificate

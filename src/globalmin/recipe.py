@@ -35,7 +35,7 @@ from globalmin.models import WideHeadResNet, build_model
 from globalmin.runinfo import write_json, write_text
 from globalmin.runfiles import CheckpointError, Resume, finish, load_tau_state, rows_to_csv, run_id
 from globalmin.train import (Batches, Loop, Speed, descend, evaluate_model, make_optimizer, objective, predict, score,
-                             set_lr, setup)
+                             set_lr, setup, timed)
 
 
 def run(cfg: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -139,7 +139,8 @@ def train_recipe(data_path: str | Path, tau_state_path: str | Path, out_dir: str
         loop.rows = []
         resume.extra = {"heads": [], "base_predictions": predict(model, data.x_test, batch).cpu()}
         recipe.iteration = schedule.tau
-        recipe.transition()
+        with timed(rid, f"switch at tau: perturb, certify (n = {data.n_train}, m_H = {model.wide.out_features})"):
+            recipe.transition()
         start = schedule.tau
     else:
         model.load_state_dict(saved["model"])
@@ -214,11 +215,13 @@ def phase2_problem(model: WideHeadResNet, data: Any, loop: Loop, heads: list[tor
         return {"computed": False, "why": why}, []
     if phi is None:  # a resumed run: the switch's features are gone, computed again
         phi = feature_matrix(model, data.x_train, batch, head="head")
-    problem = optimum.Problem(phi.cpu().numpy(), data.y_train.cpu().numpy(), data.classes, weight_decay, loss)
+    with timed(loop.run_id, f"phase 2's problem: SVD of the {data.n_train} x {phi.shape[1] + 1} features"):
+        problem = optimum.Problem(phi.cpu().numpy(), data.y_train.cpu().numpy(), data.classes, weight_decay, loss)
     final, start = heads[-1].numpy(), heads[0].numpy()
-    best = optimum.solve(problem, final, settings["max_iterations"], settings["error_bound"])
-    infimum = optimum.infimum_unregularised(problem, final, settings["max_iterations"],
-                                            grad_tol=settings["grad_tol"])
+    with timed(loop.run_id, "the exact optimum L* and the unregularised infimum"):
+        best = optimum.solve(problem, final, settings["max_iterations"], settings["error_bound"])
+        infimum = optimum.infimum_unregularised(problem, final, settings["max_iterations"],
+                                                grad_tol=settings["grad_tol"])
     for row, head in zip(loop.rows, heads):  # one head per curve row: at tau, then at every epoch end
         w = head.numpy()
         row.update(objective64=problem.objective(w), gap=problem.objective(w) - best["objective"],
@@ -241,7 +244,8 @@ def phase2_problem(model: WideHeadResNet, data: Any, loop: Loop, heads: list[tor
     epochs = recipe_cfg["horizon"]["epochs"]
     if epochs and train_features is not None:
         at_t = copy.deepcopy(model.head.state_dict())
-        rows, summary["horizon"] = horizon.continue_phase2(loop, model.head, problem, best["objective"], gap_tau,
-                                                           epochs, recipe_cfg["horizon"]["lr"])
+        with timed(loop.run_id, f"phase 2 continued past T: {epochs} epochs (the horizon)"):
+            rows, summary["horizon"] = horizon.continue_phase2(loop, model.head, problem, best["objective"],
+                                                               gap_tau, epochs, recipe_cfg["horizon"]["lr"])
         model.head.load_state_dict(at_t)  # the run's outputs are phase 2 at T; the horizon is measured beside them
     return summary, rows

@@ -10,13 +10,14 @@ still draw exactly what the uninterrupted run would have drawn. The stages that 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,16 @@ from globalmin.runinfo import UserError, generator, limit_threads, resolve_devic
 from globalmin.watch import RunStatus
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def timed(run_id: str, what: str) -> Iterator[None]:
+    """Log the start and the time of a step without iterations of its own (a certificate, the exact optimum), so
+    that a run whose step takes minutes at a large n says what it is doing."""
+    log.info("%s %s ...", run_id, what)
+    start = time.perf_counter()
+    yield
+    log.info("%s %s: done in %.1f s", run_id, what, time.perf_counter() - start)
 
 PROGRESS_SECONDS = 60.0  # without a terminal, a progress line at least this often within long epochs
 
