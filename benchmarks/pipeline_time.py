@@ -87,7 +87,7 @@ def console_script(work: Path) -> Path:
 
 def time_dag(cores: str, configfile: str | None = None, commit: str | None = None, keep: str | None = None) -> dict:
     """One clean run of the DAG (of the working tree, or of `commit`): wall, CPU, jobs, per-rule job-seconds; with
-    `keep`, the run's report/ folder is copied there (the timed run's own report, e.g. for docs/reference-run*.md)."""
+    `keep`, the run's folder is copied there: its report for docs/reference-run*.md, its outputs for `dvc commit`."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -108,7 +108,7 @@ def time_dag(cores: str, configfile: str | None = None, commit: str | None = Non
         if done.returncode != 0:
             raise SystemExit(f"snakemake failed:\n{done.stderr[-3000:]}")
         if keep:
-            shutil.copytree(work / "report", keep, dirs_exist_ok=True)
+            shutil.copytree(work, keep, symlinks=True, dirs_exist_ok=True)
         logged = logged_job_seconds(done.stderr)
         devices = sorted({json.loads(p.read_text()).get("environment", {}).get("device", "?")
                           for p in work.glob("results/runs/**/metrics.json")})
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--commit", default=None, help="time this commit's workflow instead of the working tree")
     parser.add_argument("--baseline", default=None, help="also time this commit's default DAG first, and the ratio")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--keep", default=None, help="copy the timed run's report/ folder here")
+    parser.add_argument("--keep", default=None, help="copy the timed run's folder here")
     args = parser.parse_args()
     record = {"machine": machine()}
     if args.baseline:

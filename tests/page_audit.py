@@ -246,9 +246,10 @@ def _context(text: str, at: int, width: int = 40) -> str:
     return " ".join(text[max(0, at - width):at + width].split())
 
 
-def save_full_page(driver: WebDriver, png: Path) -> Path:
-    """Screenshot of the whole page at the emulated width (beyond the viewport), written to `png`."""
-    height = driver.execute_script(
+def save_full_page(driver: WebDriver, png: Path, height: int | None = None) -> Path:
+    """Screenshot of the whole page at the emulated width (beyond the viewport), or of its top `height` CSS px,
+    written to `png`."""
+    height = height or driver.execute_script(
         "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
@@ -271,3 +272,25 @@ def artifacts_dir(repo: Path) -> Path:
     """Where test artifacts go: $GLOBALMIN_TEST_ARTIFACTS, else test-artifacts/ at the repository root."""
     return Path(os.environ.get("GLOBALMIN_TEST_ARTIFACTS") or repo / "test-artifacts")
 
+
+def main(argv: list[str] | None = None) -> int:
+    """`python tests/page_audit.py REPORT PNG [--height PX]`: audit a report at 1,400 px and save its screenshot
+    (docs/report.png is the default run's, its top 1,100 px); exits 1 on any problem the browser test would fail."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path)
+    parser.add_argument("png", type=Path)
+    parser.add_argument("--height", type=int, default=None, help="CSS px from the top (default: the whole page)")
+    args = parser.parse_args(argv)
+    if (missing := missing_browser()) is not None:
+        raise SystemExit(missing)
+    with chromium() as driver:
+        problems = audit(driver, args.report).problems()
+        print(f"wrote {save_full_page(driver, args.png, args.height)}")
+    print("\n".join(problems) or "no problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

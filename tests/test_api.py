@@ -93,11 +93,15 @@ def test_certify_is_exact_on_a_matrix_and_typed():
     assert cert.as_dict()["method"].startswith("exact SVD")
 
 
-def _train(model, optimizer, recipe, x, y, steps, seed=0, on_step=None):
+def _train(model, optimizer, recipe, x, y, steps, seed=0, on_step=None, start=0):
+    """Steps start..steps-1 of a user's loop; the mini-batches of the steps before `start` are drawn and skipped, as
+    a resumed run's loader would."""
     gen = torch.Generator().manual_seed(seed)
     for it in range(steps):
-        model.train()  # a user's loop calls this every epoch: pinned batch norm must survive it
         idx = torch.randint(0, N, (16,), generator=gen)
+        if it < start:
+            continue
+        model.train()  # a user's loop calls this every epoch: pinned batch norm must survive it
         loss = F.cross_entropy(model(x[idx]), y[idx])
         optimizer.zero_grad()
         loss.backward()
@@ -170,17 +174,7 @@ def test_resume_across_tau_is_bit_identical():
     recipe2.load_state_dict(saved["recipe"])  # before the optimizer's: it holds only the head's parameters now
     optimizer2.load_state_dict(saved["optimizer"])
     assert recipe2.switched and recipe2.certificate == recipe.certificate
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(5):  # the draws of the first five steps, as the uninterrupted run made them
-        torch.randint(0, N, (16,), generator=gen)
-    for it in range(5, 8):
-        resumed.train()
-        idx = torch.randint(0, N, (16,), generator=gen)
-        loss = F.cross_entropy(resumed(x[idx]), y[idx])
-        optimizer2.zero_grad()
-        loss.backward()
-        optimizer2.step()
-        recipe2.step()
+    _train(resumed, optimizer2, recipe2, x, y, 8, start=5)
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
