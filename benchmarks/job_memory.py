@@ -64,8 +64,8 @@ def measure(config: dict, data: Path, folder: Path) -> dict:
     run = resources.runs(config)[0]
     ablation = config["recipe"]["tau_ablation"]
     settings = {"model": config["model"], "train": config["train"], "tau_fraction": config["recipe"]["tau_fraction"],
-                "ablation": ablation["fractions"], "condition": {"name": "standard", "labels": "dataset",
-                                                                 "label_seed": 0},
+                "ablation": ablation["fractions"], "data_seed": None,
+                "condition": {"name": "standard", "labels": "dataset", "label_seed": 0, "loss": "cross_entropy"},
                 "certificate": {"method": config["recipe"]["certificate_method"],
                                 "scratch": config["recipe"]["certificate_scratch"]}}
     base = folder / "base"

@@ -31,8 +31,8 @@ def settings(resume_seconds: float | None = None) -> dict:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     train = cfg["train"] if resume_seconds is None else {**cfg["train"], "resume_seconds": resume_seconds}
     return {"model": cfg["model"], "train": train,
-            "tau_fraction": cfg["recipe"]["tau_fraction"], "ablation": [],
-            "condition": {"name": "standard", "labels": "dataset", "label_seed": 0},
+            "tau_fraction": cfg["recipe"]["tau_fraction"], "ablation": [], "data_seed": None,
+            "condition": {"name": "standard", "labels": "dataset", "label_seed": 0, "loss": "cross_entropy"},
             "certificate": {"method": cfg["recipe"]["certificate_method"], "scratch": None}}
 
 

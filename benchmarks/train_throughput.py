@@ -359,8 +359,8 @@ def pair_job(name: str, data_path: str, out: str) -> dict[str, float]:
 def pair_settings() -> dict[str, Any]:
     """train-base's settings for the default config's standard run."""
     return {"model": CONFIG["model"], "train": CONFIG["train"], "tau_fraction": CONFIG["recipe"]["tau_fraction"],
-            "ablation": [], "condition": {"name": "standard", "labels": "dataset", "label_seed": None,
-                                          "loss": "cross_entropy"},
+            "ablation": [], "data_seed": None,
+            "condition": {"name": "standard", "labels": "dataset", "label_seed": None, "loss": "cross_entropy"},
             "certificate": {"method": "auto", "scratch": None}}
 
 

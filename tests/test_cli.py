@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from conftest import TINY_MODEL, TINY_TRAIN, base_settings
 from globalmin.cli import COMMANDS, build_parser, main
 
 
@@ -18,7 +19,7 @@ def test_prepare_by_hand(tmp_path, capsys):
 
 
 def test_console_script_leaves_its_outputs_streams_and_exit_code_whole(tmp_path):
-    # the console entry skips the interpreter's teardown: what a stage wrote, logged and printed must all be there
+    # through the console entry: what a stage wrote, logged and printed must all be there, with its exit code
     out = tmp_path / "d.pt"
     done = subprocess.run([sys.executable, "-m", "globalmin", "prepare", "--dataset", "digits", "--options",
                            '{"test_size": 300}', "--out", str(out)], capture_output=True, text=True, check=False)
@@ -42,8 +43,7 @@ def test_user_error_is_one_line_without_traceback(tmp_path, caplog):
 
 def test_missing_data_file_names_the_fix(tmp_path, caplog):
     code = main(["train-base", "--data", str(tmp_path / "missing.pt"), "--out-dir", str(tmp_path / "o"), "--seed", "0",
-                 "--augment", "noaug", "--config", json.dumps({"model": {}, "train": {"device": "cpu"},
-                                                                "tau_fraction": 0.5})])
+                 "--augment", "noaug", "--config", json.dumps(base_settings(TINY_MODEL, TINY_TRAIN, 0.5))])
     assert code == 1 and "does not exist; build it with `snakemake" in caplog.text
 
 

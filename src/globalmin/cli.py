@@ -10,11 +10,9 @@ dependency scan never load torch.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
@@ -257,20 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console(argv: list[str] | None = None) -> NoReturn:
-    """The `globalmin` console script (and `python -m globalmin`): `main`, then leave without the interpreter's
-    teardown once it has succeeded or failed cleanly.
-
-    Why: tearing down an interpreter that imported torch (torch.library's finalizers unregister each operator
-    torch registered, then every module is cleared) costs each of the default DAG's jobs a share of a second, more
-    than 5 % of the DAG's wall time over its jobs (row `exit`, key `os_exit`, of
-    benchmarks/results/study-twins-cpu-2core.json). Nothing is lost: a stage writes each output whole and closed
-    before `main` returns (runinfo.atomic_write); a garbage collection then finalizes whatever a reference cycle
-    still holds (an open file, a scratch file deleted with its tensor), and the logs and standard streams are
-    flushed. An unexpected exception is not caught here, so it leaves with its traceback through the usual
-    teardown."""
-    code = main(argv)
-    gc.collect()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """The `globalmin` console script (and `python -m globalmin`): `main`, and its exit code. It leaves through the
+    interpreter's normal teardown: skipping it with os._exit saved less than 5 % of the default DAG's wall time
+    (row `exit`, key `os_exit`, of benchmarks/results/study-twins-cpu-2core.json; docs/library-forms.md)."""
+    sys.exit(main(argv))

@@ -7,15 +7,10 @@ import itertools
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.func import functional_call
+from torch.func import functional_call, jacrev, vmap
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 # the kernel autograd runs for each activation's backward, given the gradient and the activation's output
-BACKWARD = {torch.relu: lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0),
-            torch.tanh: torch.ops.aten.tanh_backward}
-
-
 class Student(nn.Module):
     """Fully-connected net: `depth` hidden layers of `width` units (relu or tanh), linear output, all with bias."""
 
@@ -66,42 +61,20 @@ def layer_names(model: Student) -> list[str]:
     return [f"hidden.{k}" for k in range(len(model.hidden))] + ["out"]
 
 
-def layer_inputs(model: Student, params: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
-    """Each layer's input under `params`: x, then every hidden layer's output (nn.Linear's addmm, then the
-    activation): the forward pass `jacobian` reads."""
-    hidden = [x]
-    for name in layer_names(model)[:-1]:
-        hidden.append(model.act(F.linear(hidden[-1], params[f"{name}.weight"], params[f"{name}.bias"])))
-    return hidden
-
-
 def jacobian(model: Student, params: dict[str, torch.Tensor],
              x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, slice]]]:
-    """J (n·d_out x #params), row i·d_out + o, and each layer's column block (weight and bias together).
+    """J (n·d_out x #params), row i·d_out + o, and each layer's column block (weight and bias together), by
+    torch.func's vmap(jacrev) of one point. A written-out backward pass saved less than 5 % of the default DAG's
+    wall time (row `local_minima`, key `jacobian`, of benchmarks/results/study-twins-cpu-2core.json), so the
+    library's form it is."""
+    def one_point(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, p, (xi[None],)).reshape(-1)
 
-    Back-propagation of every output written out for this fully-connected net, with the backward kernels autograd
-    itself runs (ATen's threshold_backward / tanh_backward, and the same matmuls). Why not torch.func: Levenberg-
-    Marquardt asks for J in every iteration, and the default study's job took several times as long with
-    vmap(jacrev) of one point in its place (row `local_minima` of benchmarks/results/study-twins-cpu-2core.json;
-    per call, row `jacobian` of study-kernels-cpu-2core.json). Bit-identical to jacrev of the whole batch; to
-    vmap(jacrev) of one point too on some CPUs, on others within float64 rounding, as vmap batches the matmuls
-    differently (tests/test_local_minima.py)."""
-    depth, layers = len(model.hidden), layer_names(model)
-    weights = [params[f"{name}.weight"] for name in layers]
-    hidden = layer_inputs(model, params, x)
-    n, d_out = x.shape[0], weights[-1].shape[0]
-    grad = torch.eye(d_out, dtype=x.dtype, device=x.device).expand(n, d_out, d_out)  # d f_o / d (layer output)
-    cols: list[torch.Tensor] = []
-    for k in range(depth, -1, -1):
-        if k < depth:  # through the activation of hidden layer k, whose output is hidden[k + 1]
-            grad = BACKWARD[model.act](grad, hidden[k + 1][:, None, :].expand_as(grad))
-        cols[:0] = [(grad[..., :, None] * hidden[k][:, None, None, :]).reshape(n * d_out, -1),
-                    grad.reshape(n * d_out, -1)]
-        if k:  # the gradient with respect to the inputs themselves is not needed
-            grad = grad @ weights[k]
-    blocks, start = [], 0
-    for name, weight_cols, bias_cols in zip(layers, cols[::2], cols[1::2]):
-        width = weight_cols.shape[1] + bias_cols.shape[1]
-        blocks.append((name, slice(start, start + width)))
+    per_point = vmap(jacrev(one_point), in_dims=(None, 0))(params, x)  # name -> (n, d_out, *parameter shape)
+    rows = x.shape[0] * model.out.out_features
+    layers, start = [], 0
+    for name in layer_names(model):
+        width = per_point[f"{name}.weight"][0, 0].numel() + per_point[f"{name}.bias"][0, 0].numel()
+        layers.append((name, slice(start, start + width)))
         start += width
-    return torch.cat(cols, dim=1), blocks
+    return torch.cat([per_point[name].reshape(rows, -1) for name in params], dim=1), layers
