@@ -189,6 +189,7 @@ def pipeline_rules() -> str:
 
 
 DEFAULT_RECORD = "pipeline-cpu-2core.json"  # the default DAG, timed on a clean copy
+BEFORE_RECORD = "pipeline-09b460d-cpu-2core.json"  # 09b460d's default DAG (pipeline_time.py --commit 09b460d)
 FASHION_RECORD = "pipeline-fashion-cpu-2core.json"
 FASHION_BUDGET_S = 3600  # issue 17's goal: the Fashion-MNIST profile within an hour on this 2-core machine
 
@@ -211,11 +212,15 @@ def training_jobs(rec: dict) -> int:
 def pipeline_default() -> str:
     rec, kernels = record(DEFAULT_RECORD), record("study-kernels-cpu-2core.json")["optimizer_startup"]
     jobs, per_job = training_jobs(rec), kernels["saved_cpu_s"]
-    return (f"The default DAG ran {run_in_words(rec)}. What torch.optim's own classes cost in it: {jobs} training "
-            f"jobs each pay the `torch._dynamo` import of a first step, {num(per_job, 2)} CPU-s more than the "
-            f"hand-written SGD did (row `optimizer_startup` above), {num(jobs * per_job, 1)} CPU-s in all, "
-            f"{jobs * per_job / rec['cpu_seconds_all_processes']:.1%} of the DAG's CPU time.\n\n"
-            + source(DEFAULT_RECORD, "study-kernels-cpu-2core.json"))
+    before = record(BEFORE_RECORD)
+    return (f"The default DAG ran {run_in_words(rec)}. The default DAG of 09b460d (the hand-written SGD, before "
+            f"A(Adam), phase 2's horizon and the width sweep), timed on a clean copy after it on the same machine, "
+            f"ran {before['jobs']} jobs in {num(before['wall_seconds'], 1)} s wall and "
+            f"{num(before['cpu_seconds_all_processes'], 1)} CPU-s. What torch.optim's own classes cost in today's "
+            f"DAG: {jobs} training jobs each pay the `torch._dynamo` import of a first step, {num(per_job, 2)} CPU-s "
+            f"more than the hand-written SGD did (row `optimizer_startup` above, the two timed side by side), "
+            f"{num(jobs * per_job, 1)} CPU-s in all, {jobs * per_job / rec['cpu_seconds_all_processes']:.1%} of the "
+            f"DAG's CPU time.\n\n" + source(DEFAULT_RECORD, BEFORE_RECORD, "study-kernels-cpu-2core.json"))
 
 
 def rule_rows(rec: dict) -> list[list[str]]:

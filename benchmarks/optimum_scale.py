@@ -15,6 +15,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 
 from workspace import REPO, machine, save_json
 
@@ -61,7 +62,7 @@ def main() -> None:
             rows.append(measure(n, loss))
             print(json.dumps(rows[-1]), flush=True)
     record = {"what": __doc__.splitlines()[0], "method": " ".join(__doc__.split("\n\n")[1].split()),
-              "machine": machine(), "rows": rows}
+              "machine": machine(), "rows": rows, "date": time.strftime("%Y-%m-%d")}
     print(f"wrote {save_json(record, args.out)}")
 
 
