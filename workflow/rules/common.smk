@@ -9,6 +9,7 @@ from globalmin.datasets import FACTS
 from globalmin.deps import command_sources
 from globalmin.outputs import FIGURES, REPORT_TABLES, TABLES, figure_names
 from globalmin.runinfo import fingerprint
+from globalmin.runfiles import run_id
 
 REPO = Path(workflow.basedir)
 RUNS = "results/runs"
@@ -169,7 +170,10 @@ def expected_base(wildcards):
     settings = json.loads(base_settings(wildcards))
     identity = fingerprint({**settings, "seed": int(wildcards.seed), "augment": wildcards.aug == "aug"})
     return as_json(
-        {"run_id": RUN.format(**dict(wildcards.items())).removeprefix(f"{RUNS}/") + "/base", "config_hash": identity}
+        {
+            "run_id": run_id(wildcards.dataset, wildcards.condition, wildcards.aug == "aug", wildcards.seed, "base"),
+            "config_hash": identity,
+        }
     )
 
 
