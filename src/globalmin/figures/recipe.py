@@ -99,17 +99,19 @@ def plot_sigma_min(runs: pd.DataFrame, png: Path) -> list[Path]:
         np.finfo(np.float32).eps)
     certs["sigma_plot"] = np.maximum(certs.cert_sigma_min, 1e-20)
     order = sorted(certs.setting.unique(), key=lambda c: (not c.startswith("standard"), c))
-    fig, axes = panel_grid(1, row_height=3.6)
+    # settings down the y axis: the width sweep's condition names (sweep_standard_sq_n2) are wider than the slot
+    # between two ticks on an x axis
+    fig, axes = panel_grid(1, row_height=max(3.6, 1.2 + 0.45 * len(order)))
     ax = axes[0]
     np.random.seed(0)  # seaborn draws the jitter from NumPy's global generator: seeded, the file is byte-stable
-    sns.stripplot(data=certs, x="setting", y="sigma_plot", hue="tau", order=order, dodge=True, jitter=0.1, size=5,
-                  ax=ax, palette="viridis")
-    for name, column, marker in (("float64 tolerance (certificate)", "cert_tolerance", "_"),
+    sns.stripplot(data=certs, y="setting", x="sigma_plot", hue="tau", order=order, dodge=True, jitter=0.1, size=5,
+                  ax=ax, palette="viridis", orient="h")
+    for name, column, marker in (("float64 tolerance (certificate)", "cert_tolerance", "|"),
                                  ("float32 tolerance", "tolerance_float32", "x")):
         level = certs.groupby("setting")[column].median().reindex(order)
-        ax.scatter(range(len(order)), level.to_numpy(), marker=marker, s=400 if marker == "_" else 40, color="black"
-                   if marker == "_" else "grey", label=name, zorder=3)
-    log_axis(ax)
-    ax.set(xlabel="", ylabel="σ_min of the features at τ (log)\n(0 drawn at 1e-20)")
-    ax.tick_params(axis="x", labelsize="small")
+        ax.scatter(level.to_numpy(), range(len(order)), marker=marker, s=400 if marker == "|" else 40, color="black"
+                   if marker == "|" else "grey", label=name, zorder=3)
+    log_axis(ax, "x")
+    ax.set(ylabel="", xlabel="σ_min of the features at τ (log; 0 drawn at 1e-20)")
+    ax.tick_params(axis="y", labelsize="small")
     return finish(fig, axes, png, ncol=3)
