@@ -24,9 +24,11 @@ from globalmin.datasets import FACTS, n_train, width_of
 
 # RSS of a training job's process before it holds any data: the interpreter, torch, scipy and globalmin's
 # imports, and the torch._dynamo import of torch.optim's first step: benchmarks/results/job-memory-cpu-2core.json,
-# "runtime_bytes" (707 MiB), measured with torch 2.14.1's CUDA build on CPU (the CPU build is smaller); this
-# allowance is above it, and the record's rows show the estimate within 1.02 to 1.2 times each measured peak.
-RUNTIME_BYTES = 800 << 20
+# "runtime_bytes", measured with torch 2.14.1's CUDA build on CPU (the CPU build is smaller). About 300 MiB of it
+# are pages of the shared libraries, and how many of those a process maps depends on the page cache: with the
+# same packages a freshly installed environment (CI's) peaks at 823 MiB, one in long use at 707 MiB (by hand).
+# The allowance covers the fresh case, which the record measures; its rows show the estimate against each peak.
+RUNTIME_BYTES = 950 << 20
 CUDA_CONTEXT_BYTES = 1 << 30  # the CUDA context and cuDNN/cuBLAS workspaces on the GPU (an allowance, not measured)
 SVD_MAX_N = 4096  # certificate.SVD_MAX_N: 'auto' certifies with the exact SVD up to this n (kept equal by a test)
 QR_BLOCK, QR_CHUNK = 256, 1 << 28  # certificate.BLOCK and CHUNK_BYTES: the blocked QR's panel rows and chunk
