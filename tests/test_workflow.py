@@ -19,24 +19,28 @@ pytestmark = pytest.mark.integration
 
 def test_dag_builds_the_report(workdir):
     html = (workdir / "report" / "index.html").read_text()
-    assert "Table 1 analog" in html and "Conditions where the guarantee decides" in html
+    assert "Table 1 analog" in html and "Conditions: what phase 2 reaches from each τ" in html
     table = (workdir / "report" / "tables" / "table1.csv").read_text()
-    assert "digits,1297,verified at τ (2/2 runs" in table and "at init 2/2" in table and ",no," in table
+    assert 'digits,sgd,1297,"verified at τ (2/2 runs' in table and 'digits,adam,1297,"verified at τ' in table
+    assert "at init 2/2" in table and ",no," in table and ",yes," in table
     conditions = (workdir / "results" / "tables" / "conditions.csv").read_text()
-    assert "random_labels" in conditions and "narrow_width,random,1297,32" in conditions
+    assert "digits,random_labels,sgd,cross_entropy,random,1297,1297," in conditions
+    # the sharp test: at m_H = n/2 no run certifies rank n, at m_H = n every run does
+    sweep = (workdir / "results" / "tables" / "sweep.csv").read_text()
+    assert "sgd,squared,0.5,648,1297,1,0/1," in sweep and "sgd,squared,1,1297,1297,1,1/1," in sweep
     for aug in ("aug", "noaug"):
         for seed in (0, 1):
             cert = json.loads((workdir / f"results/runs/digits/standard/{aug}/seed{seed}/recipe/certificate.json")
                               .read_text())
             assert cert["n"] == 1297 and f"digits/standard/{aug}/seed{seed}/recipe" in html
-    assert (workdir / "results/runs/digits/random_labels/noaug/seed0/recipe_0.5/certificate.json").exists()
+    assert (workdir / "results/runs/digits/adam/noaug/seed0/recipe_0.5/certificate.json").exists()
     ledger = json.loads((workdir / "results" / "claims.json").read_text())
-    assert [c["id"] for c in ledger["claims"]] == ["R1", "R2", "R3", "F1", "A1", "A2", "A3", "A4", "A5", "A8",
-                                                   "R4", "B1", "B2", "B4"]
-    assert [c["id"] for c in ledger["checks"]] == ["C1", "C2", "C3", "F2", "B3"]
+    assert [c["id"] for c in ledger["claims"]] == ["R1", "R2", "R3", "R5", "R6", "F1", "A1", "A2", "A3", "A4", "A5",
+                                                   "A8", "R4", "B1", "B4", "B5"]
+    assert [c["id"] for c in ledger["checks"]] == ["C1", "C2", "C3", "C4", "F2", "B2", "B3"]
     assert all(c["verdict"] == "passed" for c in ledger["checks"])
-    for name in ("curves", "phase2", "gap", "sigma_min", "fc_theory", "ntk", "beyond_ntk", "local_minima",
-                 "local_minima_gap"):
+    for name in ("curves", "phase2", "gap", "sigma_min", "sweep", "sweep_horizon", "fc_theory", "ntk", "beyond_ntk",
+                 "local_minima", "local_minima_gap"):
         assert (workdir / "report" / "figures" / f"{name}.png").stat().st_size > 0, name
     assert "Fully-connected theory check" in html and "Beyond the NTK regime" in html
     assert "Local minima against depth and width" in html and "NaN" not in html
@@ -91,8 +95,8 @@ def test_editing_a_function_reruns_exactly_the_jobs_whose_commands_import_it(wor
                                                                                                   "datasets"))}
     assert all(j["command"] in importing for j in direct)
     assert {j["rule"] for j in jobs} - {j["rule"] for j in direct} <= {
-        "figure_recipe", "figure_fc_theory", "figure_ntk", "figure_beyond_ntk", "figure_local_minima", "report",
-        "notebook"}
+        "figure_recipe", "figure_sweep", "figure_fc_theory", "figure_ntk", "figure_beyond_ntk", "figure_local_minima",
+        "report", "notebook"}
 
 
 def test_editing_plot_code_reruns_only_its_figure_and_the_report(workdir, tmp_path):
@@ -106,7 +110,7 @@ def test_editing_plot_code_reruns_only_its_figure_and_the_report(workdir, tmp_pa
 def test_a_rerun_job_writes_the_same_bytes(workdir, tmp_path):
     work = tmp_path / "bytes"
     shutil.copytree(workdir, work, symlinks=True)
-    run = "results/runs/digits/random_labels/noaug/seed0"
+    run = "results/runs/digits/adam/noaug/seed0"
     files = [f"{run}/{d}/{f}" for d in ("recipe", "recipe_0.5") for f in ("metrics.json", "curve.csv", "model.pt",
                                                                           "certificate.json")]
     files += ["report/index.html", "report/summary.md", "report/figures/gap.png", "report/figures/gap.pdf",
