@@ -123,6 +123,13 @@ def load_benchmark(script: str) -> ModuleType:
 copy_workflow = load_benchmark("workspace.py").copy_workflow
 
 
+# Layered over config/test.yaml by the round trips that run a DAG of their own (SLURM, dvc repro from nothing):
+# Table 1's runs and the studies, without the other bases, the random labels and the width sweep. The standard
+# runs' settings, and so their files, are the same as in `workdir`'s run of the whole test config.
+TABLE1_ONLY = {"experiment": {"conditions": ["standard"]}, "width_sweep": {"ratios": []},
+               "recipe": {"tau_ablation": {"conditions": ["standard"]}}}
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole DAG run once on config/test.yaml in a temporary copy of the workflow."""
