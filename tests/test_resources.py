@@ -5,6 +5,7 @@ measured peak of the real stage entry points, and the refusal of a config that c
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 
 import pytest
@@ -51,9 +52,15 @@ def test_the_estimate_bounds_the_measured_peak_of_the_real_jobs(tmp_path, digits
     config = bench.config_for(m, augmented)
     config["recipe"]["tau_ablation"]["fractions"] = ablation
     row = bench.measure(config, digits_file, tmp_path)
+    # The fixed part is the one term set by the environment, not the config: how many pages of the shared
+    # libraries a process maps (more in a freshly installed one, whose files are all in the page cache).
+    # RUNTIME_BYTES allows for the record's environment; where a bare job process peaks higher than there, the
+    # estimate is compared with that much more, so that what is checked is the config's terms.
+    record = json.loads((REPO / "benchmarks" / "results" / "job-memory-cpu-2core.json").read_text())
+    shift = max(0, bench.runtime_peak() - record["runtime_bytes"])
     for kind in ("train-base", "train-recipe"):
-        measured, estimated = row[kind]["measured_bytes"], row[kind]["estimated_bytes"]
-        assert measured <= estimated <= resources.RSS_FACTOR * measured, (kind, row)
+        measured, estimated = row[kind]["measured_bytes"], row[kind]["estimated_bytes"] + shift
+        assert measured <= estimated <= resources.RSS_FACTOR * measured, (kind, shift, row)
 
 
 def test_a_width_too_large_for_the_machine_is_refused_naming_the_key():

@@ -28,6 +28,7 @@ from globalmin.datasets import FACTS, n_train, width_of
 # are pages of the shared libraries, and how many of those a process maps depends on the page cache: with the
 # same packages a freshly installed environment (CI's) peaks at 823 MiB, one in long use at 707 MiB (by hand).
 # The allowance covers the fresh case, which the record measures; its rows show the estimate against each peak.
+# The test adds to it what a bare job process of its own environment peaks above the record's.
 RUNTIME_BYTES = 950 << 20
 CUDA_CONTEXT_BYTES = 1 << 30  # the CUDA context and cuDNN/cuBLAS workspaces on the GPU (an allowance, not measured)
 SVD_MAX_N = 4096  # certificate.SVD_MAX_N: 'auto' certifies with the exact SVD up to this n (kept equal by a test)
