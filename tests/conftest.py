@@ -6,15 +6,17 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 import yaml
+from filelock import FileLock
 from snakemake.utils import validate
 
 from globalmin import base, conditions, data, recipe
@@ -73,8 +75,6 @@ def train_recipe(data_file: Path, tau_state: Path, out: Path, recipe_cfg: dict[s
 def logs_outside_the_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Training runs write their watch status and curves under $GLOBALMIN_LOGS (default: ./logs, the repository
     when the tests run there): a temporary folder for the whole session instead (subprocesses inherit it)."""
-    import os
-
     folder = tmp_path_factory.mktemp("logs")
     os.environ["GLOBALMIN_LOGS"] = str(folder)
     return folder
@@ -130,10 +130,47 @@ TABLE1_ONLY = {"experiment": {"conditions": ["standard"]}, "width_sweep": {"rati
                "recipe": {"tau_ablation": {"conditions": ["standard"]}}}
 
 
+def _run_test_dag(folder: Path) -> str | None:
+    """The whole DAG on config/test.yaml in a copy of the workflow in `folder`; why it failed, or None."""
+    done = snakemake(copy_workflow(folder), "--cores", "2", "--configfile", "config/test.yaml")
+    return None if done.returncode == 0 else done.stderr[-3000:]
+
+
+def _session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of the whole session: under pytest-xdist, the one above every worker's own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole DAG run once on config/test.yaml in a temporary copy of the workflow."""
-    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    done = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
-    assert done.returncode == 0, done.stderr[-3000:]
+    """The whole DAG run once on config/test.yaml in a temporary copy of the workflow. Under pytest-xdist (the
+    README's test command) the first worker that needs it runs it and the others wait on a file lock, so the DAG
+    runs once in the session; a failure is kept for every worker to report."""
+    shared = _session_folder(tmp_path_factory)
+    work, done, failed = shared / "workflow", shared / "workflow.done", shared / "workflow.failed"
+    with FileLock(shared / "workflow.lock"):
+        if not done.exists() and not failed.exists():
+            failure = _run_test_dag(work)
+            (done if failure is None else failed).write_text(failure or "")
+    assert not failed.exists(), failed.read_text()
     return work
+
+
+@pytest.fixture
+def alone_in_workdir(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """For a test that runs Snakemake in `workdir` (its log, a provenance report, a file beside the config) or copies
+    it whole: the shared run is held by this test alone, so that no other worker's test writes in it while one
+    copies it (`@pytest.mark.usefixtures("alone_in_workdir")`)."""
+    with FileLock(_session_folder(tmp_path_factory) / "workflow.use.lock"):
+        yield
+
+
+# Under pytest-xdist with --dist loadfile each module runs in one worker, and a worker takes the next module when
+# it is done: the longest modules go first, so that they start at once and the short ones fill in beside them.
+FIRST_MODULES = ("test_slurm.py", "test_workflow.py", "test_dvc.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: FIRST_MODULES.index(item.path.name) if item.path.name in FIRST_MODULES
+               else len(FIRST_MODULES))  # stable: the collection order within each rank

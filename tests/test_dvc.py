@@ -156,6 +156,7 @@ def _ran_only_the_report_stage(output: str) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("alone_in_workdir")  # copies the shared run whole
 def test_an_experiment_round_reruns_only_what_its_setting_feeds(workdir, tmp_path):
     """One round of docs/dvc-experiments.md on the tiny DAG that Snakemake built (the session's `workdir`):
     `dvc repro` first (Snakemake finds nothing to do; DVC caches what it built), then report-stage settings in the

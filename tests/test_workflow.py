@@ -57,6 +57,7 @@ def test_dag_builds_the_report(workdir):
         assert (workdir / path).stat().st_mode & 0o044 == 0o044, path
 
 
+@pytest.mark.usefixtures("alone_in_workdir")
 def test_second_run_has_nothing_to_do(workdir):
     again = snakemake(workdir, "-n", "--configfile", "config/test.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -77,6 +78,7 @@ def _planned_jobs(work: Path) -> list[dict[str, str]]:
     return jobs
 
 
+@pytest.mark.usefixtures("alone_in_workdir")
 def test_editing_a_function_reruns_exactly_the_jobs_whose_commands_import_it(workdir, tmp_path):
     work = tmp_path / "edit"
     shutil.copytree(workdir, work, symlinks=True)
@@ -99,6 +101,7 @@ def test_editing_a_function_reruns_exactly_the_jobs_whose_commands_import_it(wor
         "report", "notebook"}
 
 
+@pytest.mark.usefixtures("alone_in_workdir")
 def test_editing_plot_code_reruns_only_its_figure_and_the_report(workdir, tmp_path):
     work = tmp_path / "plot"
     shutil.copytree(workdir, work, symlinks=True)
@@ -107,6 +110,7 @@ def test_editing_plot_code_reruns_only_its_figure_and_the_report(workdir, tmp_pa
     assert {j["rule"] for j in _planned_jobs(work)} == {"figure_ntk", "report"}
 
 
+@pytest.mark.usefixtures("alone_in_workdir")
 def test_a_rerun_job_writes_the_same_bytes(workdir, tmp_path):
     work = tmp_path / "bytes"
     shutil.copytree(workdir, work, symlinks=True)
@@ -125,6 +129,7 @@ def test_a_rerun_job_writes_the_same_bytes(workdir, tmp_path):
         assert (work / name).read_bytes() == content, name
 
 
+@pytest.mark.usefixtures("alone_in_workdir")
 def test_lint_is_clean_and_snakemake_report_works(workdir):
     lint = snakemake(workdir, "--lint", "--configfile", "config/test.yaml")
     assert "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
@@ -133,6 +138,7 @@ def test_lint_is_clean_and_snakemake_report_works(workdir):
     assert (workdir / "report" / "provenance.html").stat().st_size > 10000
 
 
+@pytest.mark.usefixtures("alone_in_workdir")
 @pytest.mark.parametrize("text, expected", [
     ("recipe:\n  tau_fraction: 1.5\n", ["recipe.tau_fraction = 1.5", "exclusiveMaximum"]),
     ("model:\n  wide_width: 64\n", ["model.wide_width = 64 gives m_H = 64, below n = 1297"]),
@@ -164,6 +170,7 @@ def _job_counts(text: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+@pytest.mark.usefixtures("alone_in_workdir")
 def test_paper_profile_lists_the_full_replication(workdir):
     budget = workdir / "paper-machine.yaml"  # planned as for a 64 GiB machine: its largest job needs 46 GiB on a CPU
     budget.write_text("resources: {memory_gb: 64}\n")
