@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import copy_workflow, snakemake
 from globalmin import deps
@@ -188,12 +189,9 @@ def test_paper_profile_lists_the_full_replication(workdir):
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 # a tiny version of a profile: one seed, no augmentation, Table 1's condition, no sweep or early switch
-TINY = """
-experiment: {{datasets: {datasets}, augmentation: [false], seeds: [0], conditions: [standard]}}
-recipe: {{tau_ablation: {{datasets: [], conditions: null, fractions: []}}, horizon: {{epochs: 5}}}}
-width_sweep: {{ratios: []}}
-train: {{threads: 2}}
-"""
+TINY = {"experiment": {"augmentation": [False], "seeds": [0], "conditions": ["standard"]},
+        "recipe": {"tau_ablation": {"datasets": [], "conditions": None, "fractions": []}, "horizon": {"epochs": 5}},
+        "width_sweep": {"ratios": []}, "train": {"threads": 2}}
 
 
 def test_the_fashion_profile_plans_its_runs(tmp_path):
@@ -206,18 +204,42 @@ def test_the_fashion_profile_plans_its_runs(tmp_path):
     assert "results/runs/fashion_mnist/sweep_standard_sq_n2/noaug/seed0/recipe/horizon.csv" in plan.stdout
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian package dataset-fashion-mnist is not installed")
-def test_a_tiny_fashion_profile_imports_real_images_and_trains_through_to_the_report(tmp_path):
-    """config/fashion.yaml on a few hundred of Debian's real Fashion-MNIST images, through the import route."""
-    work = copy_workflow(tmp_path / "fashion")
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY.format(datasets="[fashion_mnist]") + """
-data: {fashion_mnist: {train_subset: 300, test_subset: 500}}
-model: {widths: [8, 8, 8, 8], blocks: [2, 2, 2, 2]}
-train: {epochs: {plain: 2, augmented: 2}, milestones: {plain: [1], augmented: [1]}, eval_every: 1}
-""")
-    run = snakemake(work, "--cores", "2", "--configfile", "config/fashion.yaml", "config/test.yaml", str(cfg), "--")
+@pytest.fixture(scope="module")
+def own_data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny DAG for the data a user brings, a folder of PNGs (`mine`) and an .npz (`yours`), and, where Debian's
+    package is installed, config/fashion.yaml's Fashion-MNIST on a few hundred of its real images through the import
+    route (the three data sets in one DAG: its studies and report stage run once, not once per test)."""
+    import numpy as np
+    from PIL import Image
+
+    work = copy_workflow(tmp_path_factory.mktemp("own"))
+    rng = np.random.default_rng(0)
+    for c in range(3):  # a folder of 3 classes x 40 grey 10 x 10 PNGs; an .npz of 150 RGB 8 x 8 images
+        (work / "mine" / f"c{c}").mkdir(parents=True)
+        for k in range(40):
+            Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8), "L").save(work / "mine" / f"c{c}/{k}.png")
+    np.savez(work / "yours.npz", x=rng.integers(0, 256, (150, 8, 8, 3), dtype=np.uint8), y=np.arange(150) % 4)
+    layer = {**TINY, "experiment": {**TINY["experiment"], "datasets": ["mine", "yours"]},
+             "data": {"mine": {"source": "folder", "path": "mine"},
+                      "yours": {"source": "arrays", "path": "yours.npz", "test_size": 30}}}
+    profile = []
+    if DEBIAN_FASHION.exists():  # the profile, at a few hundred images and its layout at width 8
+        profile = ["config/fashion.yaml"]
+        layer["experiment"]["datasets"].insert(0, "fashion_mnist")
+        layer["data"]["fashion_mnist"] = {"train_subset": 300, "test_subset": 500}
+        layer["model"] = {"widths": [8, 8, 8, 8], "blocks": [2, 2, 2, 2]}
+        layer["train"] = {**TINY["train"], "epochs": {"plain": 2, "augmented": 2},
+                          "milestones": {"plain": [1], "augmented": [1]}, "eval_every": 1}
+    (work / "own.yaml").write_text(yaml.safe_dump(layer))
+    run = snakemake(work, "--cores", "2", "--configfile", *profile, "config/test.yaml", "own.yaml", "--")
     assert run.returncode == 0, run.stderr[-3000:]
+    return work
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="Debian package dataset-fashion-mnist is not installed")
+def test_a_tiny_fashion_profile_imports_real_images_and_trains_through_to_the_report(own_data_run):
+    """config/fashion.yaml on a few hundred of Debian's real Fashion-MNIST images, through the import route."""
+    work = own_data_run
     manifest = json.loads((work / "data/raw/fashion_mnist/MANIFEST.json").read_text())
     assert manifest["source"] == "import" and len(manifest["files"]) == 4
     assert "| fashion_mnist | sgd | 300 |" in (work / "report/summary.md").read_text()
@@ -226,23 +248,8 @@ train: {epochs: {plain: 2, augmented: 2}, milestones: {plain: [1], augmented: [1
     assert metrics["certificate"]["method"].startswith("in-place Householder QR")  # the profile's method
 
 
-def test_your_own_folder_and_array_data_sets_train_through_to_the_report(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    work = copy_workflow(tmp_path / "mine")
-    rng = np.random.default_rng(0)
-    for c in range(3):  # a folder of 3 classes x 40 grey 10 x 10 PNGs; an .npz of 150 RGB 8 x 8 images
-        (work / "mine" / f"c{c}").mkdir(parents=True)
-        for k in range(40):
-            Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8), "L").save(work / "mine" / f"c{c}/{k}.png")
-    np.savez(work / "yours.npz", x=rng.integers(0, 256, (150, 8, 8, 3), dtype=np.uint8), y=np.arange(150) % 4)
-    cfg = tmp_path / "own.yaml"
-    cfg.write_text(TINY.format(datasets="[mine, yours]") + """
-data: {mine: {source: folder, path: mine}, yours: {source: arrays, path: yours.npz, test_size: 30}}
-""")
-    run = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", str(cfg), "--")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_your_own_folder_and_array_data_sets_train_through_to_the_report(own_data_run):
+    work = own_data_run
     summary = (work / "report/summary.md").read_text()
     assert "| mine | sgd | 96 |" in summary and "| yours | sgd | 120 |" in summary  # a fifth of 120 held out; 30
     metrics = json.loads((work / "results/runs/yours/standard/noaug/seed0/base/metrics.json").read_text())
