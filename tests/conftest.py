@@ -25,6 +25,15 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 
 
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` layered on a copy of `base` as Snakemake layers config files: mappings merge key by key, any other
+    value (a list included) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def default_config() -> dict[str, Any]:
     """config/config.yaml with the schema's defaults filled in, as the Snakefile validates it."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import operator
 
@@ -11,7 +10,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from conftest import REPO
+from conftest import REPO, merged
 from globalmin.config_checks import coerce_strings, problems, schema_errors, unknown_keys, yaml_problem
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -21,16 +20,8 @@ def _default() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else value
-    return out
-
-
 def _validated(over: dict | None = None) -> dict:
-    config = _merge(_default(), over or {})
+    config = merged(_default(), over or {})
     validate(config, SCHEMA)
     return config
 

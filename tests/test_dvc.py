@@ -17,7 +17,7 @@ import yaml
 from dvc.utils.hydra import apply_overrides
 from dvc.utils.serialize import dumps_yaml, modify_yaml
 
-from conftest import REPO, TABLE1_ONLY
+from conftest import REPO, TABLE1_ONLY, merged
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
 CONFIG = REPO / "config" / "config.yaml"
@@ -29,13 +29,6 @@ def _run(cmd: list[str], cwd, stderr: bool = True) -> str:
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr if stderr else done.stdout
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 def _copy_repository(dest: Path) -> None:
@@ -112,9 +105,9 @@ def test_every_stage_reads_the_same_sections_from_both_files_and_none_twice_in_p
 def test_dvc_repro_push_clone_pull_leaves_nothing_to_do(tmp_path):
     first = tmp_path / "first"
     _copy_repository(first)
-    config = _merge(yaml.safe_load(CONFIG.read_text()), yaml.safe_load((REPO / "config/test.yaml").read_text()))
+    config = merged(yaml.safe_load(CONFIG.read_text()), yaml.safe_load((REPO / "config/test.yaml").read_text()))
     # the whole pipeline from nothing, at its smallest: Table 1's runs of one seed, with and without augmentation
-    config = _merge(config, {**TABLE1_ONLY, "experiment": {**TABLE1_ONLY["experiment"], "seeds": [0]}})
+    config = merged(config, {**TABLE1_ONLY, "experiment": {**TABLE1_ONLY["experiment"], "seeds": [0]}})
     (first / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     _run(["git", "init", "-q"], first)
     _commit(first, "tiny")
@@ -165,7 +158,7 @@ def test_an_experiment_round_reruns_only_what_its_setting_feeds(workdir, tmp_pat
     repo = tmp_path / "exp"
     shutil.copytree(workdir, repo, symlinks=True)  # the outputs, as Snakemake left them
     _copy_repository(repo)
-    layer = _merge(yaml.safe_load(LAYER.read_text()), yaml.safe_load((REPO / "config/test.yaml").read_text()))
+    layer = merged(yaml.safe_load(LAYER.read_text()), yaml.safe_load((REPO / "config/test.yaml").read_text()))
     (repo / "params.yaml").write_text(dumps_yaml(layer))  # the tiny config as the layer, in DVC's layout
     _run(["git", "init", "-q"], repo)
     _commit(repo, "tiny")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_workflow, snakemake
+from conftest import copy_workflow, merged, snakemake
 from globalmin import deps
 from globalmin.cli import COMMANDS
 
@@ -219,17 +219,17 @@ def own_data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for k in range(40):
             Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8), "L").save(work / "mine" / f"c{c}/{k}.png")
     np.savez(work / "yours.npz", x=rng.integers(0, 256, (150, 8, 8, 3), dtype=np.uint8), y=np.arange(150) % 4)
-    layer = {**TINY, "experiment": {**TINY["experiment"], "datasets": ["mine", "yours"]},
-             "data": {"mine": {"source": "folder", "path": "mine"},
-                      "yours": {"source": "arrays", "path": "yours.npz", "test_size": 30}}}
+    layer = merged(TINY, {"experiment": {"datasets": ["mine", "yours"]},
+                          "data": {"mine": {"source": "folder", "path": "mine"},
+                                   "yours": {"source": "arrays", "path": "yours.npz", "test_size": 30}}})
     profile = []
     if DEBIAN_FASHION.exists():  # the profile, at a few hundred images and its layout at width 8
         profile = ["config/fashion.yaml"]
-        layer["experiment"]["datasets"].insert(0, "fashion_mnist")
-        layer["data"]["fashion_mnist"] = {"train_subset": 300, "test_subset": 500}
-        layer["model"] = {"widths": [8, 8, 8, 8], "blocks": [2, 2, 2, 2]}
-        layer["train"] = {**TINY["train"], "epochs": {"plain": 2, "augmented": 2},
-                          "milestones": {"plain": [1], "augmented": [1]}, "eval_every": 1}
+        layer = merged(layer, {"experiment": {"datasets": ["fashion_mnist", "mine", "yours"]},
+                               "data": {"fashion_mnist": {"train_subset": 300, "test_subset": 500}},
+                               "model": {"widths": [8, 8, 8, 8], "blocks": [2, 2, 2, 2]},
+                               "train": {"epochs": {"plain": 2, "augmented": 2},
+                                         "milestones": {"plain": [1], "augmented": [1]}, "eval_every": 1}})
     (work / "own.yaml").write_text(yaml.safe_dump(layer))
     run = snakemake(work, "--cores", "2", "--configfile", *profile, "config/test.yaml", "own.yaml", "--")
     assert run.returncode == 0, run.stderr[-3000:]
