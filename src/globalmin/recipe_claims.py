@@ -1,7 +1,7 @@
 """The Recipe paper's claims (R1-R3, R5, R6) and the instrument checks of its conditions (C1-C4), from the runs table.
 
-R1 and R5 are the paper's headline (comparable test error, for base = SGD and for every other base the experiment
-runs); R2, R3 and R6 rest on the reconstruction of the algorithm and of the expressivity condition
+R1 and R5 are the claims the paper leads with (comparable test error, for base = SGD and for every other base the
+experiment runs); R2, R3 and R6 rest on the reconstruction of the algorithm and of the expressivity condition
 (docs/science.md). Which runs each rule reads:
 - R1, R5: Table 1's runs (the data set's labels, cross-entropy, m_H = n), paired by seed, per data set,
   augmentation and tau: every tau the runs have is judged, and the headline is read from all of them.
